@@ -1,0 +1,58 @@
+//! `cnnzoo`: build, inspect (and, as the project grows, train and deploy) the classic
+//! convolutional networks from the command line.
+
+mod commands;
+mod device;
+mod format;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+/// The classic CNN family (ResNet, ResNeXt, SE, DenseNet, Inception) in Rust.
+#[derive(Parser, Debug)]
+#[command(name = "cnnzoo", version, about, propagate_version = true)]
+struct Cli {
+    /// Compute device: cpu (GPU devices need a build with their feature).
+    #[arg(long, global = true, default_value = "cpu")]
+    device: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// List registered models, optionally filtered by a shell-style pattern ('seres*').
+    List(commands::list::Args),
+    /// Per-layer table of a model: output shapes, parameters, multiply-accumulates.
+    Summary(commands::summary::Args),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let device = device::parse(&cli.device)?;
+    let text = match cli.command {
+        Command::List(args) => commands::list::run(args, &device)?,
+        Command::Summary(args) => commands::summary::run(args, &device)?,
+    };
+    emit(&text)
+}
+
+/// Writes a command's output; a closed pipe (`cnnzoo list | head`) is not an error.
+fn emit(text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,130 @@
+//! Classifier heads: global average pooling + linear (default), or the NiN head (1x1 conv to
+//! the class count, then global average pooling, no fully connected layer).
+
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use super::pool::global_avg_pool;
+use crate::init::conv2d_kaiming;
+use crate::summary::{FeatureShape, ShapeError, Summary, join};
+
+/// Which classifier ends the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HeadKind {
+    /// Global average pool, then a linear layer (`fc`).
+    #[default]
+    Linear,
+    /// A 1x1 convolution to the class count, then global average pool (Network in Network).
+    Nin,
+}
+
+impl std::str::FromStr for HeadKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "linear" | "gap" => Ok(HeadKind::Linear),
+            "nin" => Ok(HeadKind::Nin),
+            other => Err(format!("unknown head '{other}' (expected linear or nin)")),
+        }
+    }
+}
+
+/// The layer that maps pooled (or unpooled) features to logits.
+#[derive(Module, Debug)]
+pub enum Classifier {
+    /// GAP then `fc`.
+    Linear(Linear),
+    /// 1x1 conv then GAP.
+    Nin(Conv2d),
+}
+
+/// A classifier head: dropout (zero by default), then the classifier.
+#[derive(Module, Debug)]
+pub struct Head {
+    /// Dropout before the classifier (GoogLeNet 0.2, Inception-v3 0.5, others 0).
+    pub dropout: Dropout,
+    /// The classifier.
+    pub fc: Classifier,
+}
+
+impl Head {
+    /// Builds a head for `features` input channels and `classes` outputs.
+    pub fn new(
+        kind: HeadKind,
+        features: usize,
+        classes: usize,
+        dropout: f64,
+        device: &Device,
+    ) -> Self {
+        let fc = match kind {
+            HeadKind::Linear => {
+                Classifier::Linear(LinearConfig::new(features, classes).init(device))
+            }
+            HeadKind::Nin => Classifier::Nin(conv2d_kaiming(
+                &Conv2dConfig::new([features, classes], [1, 1]),
+                device,
+            )),
+        };
+        Head {
+            dropout: DropoutConfig::new(dropout).init(),
+            fc,
+        }
+    }
+
+    /// Feature map `[N, C, H, W]` to logits `[N, classes]`.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        match &self.fc {
+            Classifier::Linear(fc) => fc.forward(self.dropout.forward(global_avg_pool(x))),
+            Classifier::Nin(conv) => global_avg_pool(conv.forward(self.dropout.forward(x))),
+        }
+    }
+
+    /// Records the head and returns `[classes, 1, 1]`.
+    pub fn summarize(
+        &self,
+        prefix: &str,
+        input: FeatureShape,
+        s: &mut Summary,
+    ) -> Result<FeatureShape, ShapeError> {
+        match &self.fc {
+            Classifier::Linear(fc) => {
+                s.push(join(prefix, "pool"), "GlobalAvgPool", vec![input[0]], 0, 0);
+                let out = s.linear(join(prefix, "fc"), fc, input[0])?;
+                Ok([out, 1, 1])
+            }
+            Classifier::Nin(conv) => {
+                let y = s.conv2d(join(prefix, "fc"), conv, input)?;
+                s.push(join(prefix, "pool"), "GlobalAvgPool", vec![y[0]], 0, 0);
+                Ok([y[0], 1, 1])
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::summary::count_trainable;
+    use burn::tensor::Distribution;
+
+    #[test]
+    fn both_heads_give_logits_of_the_class_count() {
+        let d = Device::default();
+        let x = Tensor::<4>::random([3, 64, 5, 5], Distribution::Default, &d);
+        for kind in [HeadKind::Linear, HeadKind::Nin] {
+            let head = Head::new(kind, 64, 10, 0.0, &d);
+            assert_eq!(head.forward(x.clone()).dims(), [3, 10]);
+            assert_eq!(count_trainable(&head), 64 * 10 + 10);
+            let mut s = Summary::default();
+            assert_eq!(
+                head.summarize("head", [64, 5, 5], &mut s).unwrap(),
+                [10, 1, 1]
+            );
+            assert_eq!(s.params(), 650);
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! Building blocks shared by every network of the family.
+
+pub mod conv_bn_act;
+pub mod dense;
+pub mod head;
+pub mod inception;
+pub mod pool;
+pub mod residual;
+pub mod squeeze_excite;
+
+pub use conv_bn_act::{Activation, BnActConv, ConvBnAct, ConvBnActConfig, Norm};
+pub use head::{Head, HeadKind};
+pub use pool::{Pool2d, PoolKind};
+pub use residual::{BlockKind, ResidualBlock, ResidualBlockConfig, ShortcutKind};
+pub use squeeze_excite::{SePosition, SqueezeExcite, SqueezeExciteConfig};

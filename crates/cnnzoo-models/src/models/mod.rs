@@ -1,0 +1,146 @@
+//! Whole networks and the two enums that let the registry, the CLI and the trainer treat
+//! them alike: [`ModelConfig`] (serialisable description) and [`Model`] (the built module).
+
+pub mod densenet;
+pub mod inception;
+pub mod resnet;
+
+use burn::module::Module;
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ModelError;
+use crate::summary::{FeatureShape, ShapeError, Summarize, Summary};
+use densenet::{DenseNet, DenseNetConfig};
+use inception::{GoogLeNet, InceptionConfig, InceptionV3};
+use resnet::{ResNet, ResNetConfig};
+
+/// A serialisable description of any network of the zoo.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "architecture", rename_all = "snake_case")]
+pub enum ModelConfig {
+    /// ResNet, ResNeXt, SE variants, plain nets.
+    ResNet(ResNetConfig),
+    /// DenseNet / DenseNet-BC.
+    DenseNet(DenseNetConfig),
+    /// GoogLeNet (Inception v1).
+    GoogLeNet(InceptionConfig),
+    /// Inception-v3.
+    InceptionV3(InceptionConfig),
+}
+
+impl ModelConfig {
+    /// Checks the configuration; the error says what is inconsistent.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        match self {
+            ModelConfig::ResNet(c) => c.validate(),
+            ModelConfig::DenseNet(c) => c.validate(),
+            ModelConfig::GoogLeNet(c) => c.validate("GoogLeNet"),
+            ModelConfig::InceptionV3(c) => c.validate("Inception-v3"),
+        }
+    }
+
+    /// Builds the network on `device`, checking the configuration first.
+    pub fn try_init(&self, device: &Device) -> Result<Model, ModelError> {
+        self.validate()?;
+        Ok(self.init(device))
+    }
+
+    /// Builds the network on `device` (parameters are materialised lazily, on first use).
+    pub fn init(&self, device: &Device) -> Model {
+        match self {
+            ModelConfig::ResNet(c) => Model::ResNet(c.init(device)),
+            ModelConfig::DenseNet(c) => Model::DenseNet(c.init(device)),
+            ModelConfig::GoogLeNet(c) => Model::GoogLeNet(c.init_googlenet(device)),
+            ModelConfig::InceptionV3(c) => Model::InceptionV3(c.init_inception_v3(device)),
+        }
+    }
+
+    /// Output classes.
+    pub fn num_classes(&self) -> usize {
+        match self {
+            ModelConfig::ResNet(c) => c.num_classes,
+            ModelConfig::DenseNet(c) => c.num_classes,
+            ModelConfig::GoogLeNet(c) | ModelConfig::InceptionV3(c) => c.num_classes,
+        }
+    }
+
+    /// Input channels.
+    pub fn in_channels(&self) -> usize {
+        match self {
+            ModelConfig::ResNet(c) => c.in_channels,
+            ModelConfig::DenseNet(c) => c.in_channels,
+            ModelConfig::GoogLeNet(c) | ModelConfig::InceptionV3(c) => c.in_channels,
+        }
+    }
+
+    /// Sets the class count and input channels.
+    pub fn set_io(&mut self, num_classes: usize, in_channels: usize) {
+        match self {
+            ModelConfig::ResNet(c) => (c.num_classes, c.in_channels) = (num_classes, in_channels),
+            ModelConfig::DenseNet(c) => (c.num_classes, c.in_channels) = (num_classes, in_channels),
+            ModelConfig::GoogLeNet(c) | ModelConfig::InceptionV3(c) => {
+                (c.num_classes, c.in_channels) = (num_classes, in_channels)
+            }
+        }
+    }
+}
+
+/// Any built network of the zoo.
+// One value per model, built once: the size gap between variants costs nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Module, Debug)]
+pub enum Model {
+    /// ResNet, ResNeXt, SE variants, plain nets.
+    ResNet(ResNet),
+    /// DenseNet / DenseNet-BC.
+    DenseNet(DenseNet),
+    /// GoogLeNet.
+    GoogLeNet(GoogLeNet),
+    /// Inception-v3.
+    InceptionV3(InceptionV3),
+}
+
+impl Model {
+    /// Logits `[N, classes]` for images `[N, C, H, W]`.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        match self {
+            Model::ResNet(m) => m.forward(x),
+            Model::DenseNet(m) => m.forward(x),
+            Model::GoogLeNet(m) => m.forward(x),
+            Model::InceptionV3(m) => m.forward(x),
+        }
+    }
+
+    /// Logits and auxiliary logits (Inception nets built with `aux_logits`; empty otherwise).
+    pub fn forward_with_aux(&self, x: Tensor<4>) -> (Tensor<2>, Vec<Tensor<2>>) {
+        match self {
+            Model::GoogLeNet(m) => m.forward_with_aux(x),
+            Model::InceptionV3(m) => m.forward_with_aux(x),
+            other => (other.forward(x), Vec::new()),
+        }
+    }
+
+    /// The per-layer summary for one input of shape `[C, H, W]`, or where that input breaks.
+    pub fn summary(&self, input: FeatureShape) -> Result<Summary, ShapeError> {
+        let mut s = Summary::default();
+        self.summarize("", input, &mut s)?;
+        Ok(s)
+    }
+}
+
+impl Summarize for Model {
+    fn summarize(
+        &self,
+        prefix: &str,
+        input: FeatureShape,
+        s: &mut Summary,
+    ) -> Result<FeatureShape, ShapeError> {
+        match self {
+            Model::ResNet(m) => m.summarize(prefix, input, s),
+            Model::DenseNet(m) => m.summarize(prefix, input, s),
+            Model::GoogLeNet(m) => m.summarize(prefix, input, s),
+            Model::InceptionV3(m) => m.summarize(prefix, input, s),
+        }
+    }
+}

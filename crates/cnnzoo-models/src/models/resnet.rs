@@ -1,0 +1,202 @@
+//! One residual-network definition for ResNet, ResNeXt, SE-ResNet, SE-ResNeXt, plain nets and
+//! the CIFAR variants, chosen by configuration as in timm's single `ResNet` class.
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::blocks::squeeze_excite::SeSettings;
+use crate::blocks::{
+    Activation, BlockKind, ConvBnAct, ConvBnActConfig, Head, HeadKind, Norm, Pool2d, ResidualBlock,
+    ResidualBlockConfig, ShortcutKind,
+};
+use crate::error::ModelError;
+use crate::summary::{FeatureShape, ShapeError, Summarize, Summary, join};
+
+/// The first layers, before the first stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StemKind {
+    /// 7x7 / 2 convolution, BN, activation, 3x3 / 2 max pool (224x224 inputs).
+    #[default]
+    ImageNet,
+    /// 3x3 / 1 convolution, BN, activation (32x32 inputs).
+    Cifar,
+}
+
+/// Configuration of a [`ResNet`].
+#[derive(Config, Debug)]
+pub struct ResNetConfig {
+    /// Output classes.
+    pub num_classes: usize,
+    /// Planes of each stage (each 2x downsample doubles them in the standard nets).
+    pub widths: Vec<usize>,
+    /// Blocks per stage.
+    pub layers: Vec<usize>,
+    /// Basic or bottleneck blocks.
+    pub block: BlockKind,
+    /// Input channels (3 for RGB, 1 for Fashion-MNIST).
+    #[config(default = 3)]
+    pub in_channels: usize,
+    /// ImageNet or CIFAR stem.
+    #[config(default = "StemKind::ImageNet")]
+    pub stem: StemKind,
+    /// Output channels of the stem.
+    #[config(default = 64)]
+    pub stem_width: usize,
+    /// Groups of the bottleneck 3x3 (ResNeXt cardinality).
+    #[config(default = 1)]
+    pub cardinality: usize,
+    /// Width per group (ResNeXt "d" at 64 planes).
+    #[config(default = 64)]
+    pub base_width: usize,
+    /// Shortcut option A / B / C, or none for a plain net.
+    #[config(default = "ShortcutKind::Projection")]
+    pub shortcut: ShortcutKind,
+    /// Squeeze-and-Excitation in every block, if any.
+    #[config(default = "None")]
+    pub se: Option<SeSettings>,
+    /// Non-linearity.
+    #[config(default = "Activation::Relu")]
+    pub act: Activation,
+    /// Normalisation.
+    #[config(default = "Norm::BatchNorm")]
+    pub norm: Norm,
+    /// Classifier head.
+    #[config(default = "HeadKind::Linear")]
+    pub head: HeadKind,
+    /// Zero-init the last BN of each residual branch (timm's default for ImageNet nets).
+    #[config(default = false)]
+    pub zero_init_last: bool,
+}
+
+impl ResNetConfig {
+    /// The block configuration of block `index` (0-based) of stage `stage`.
+    fn block(&self, stage: usize, index: usize, in_channels: usize) -> ResidualBlockConfig {
+        let stride = if stage > 0 && index == 0 { 2 } else { 1 };
+        ResidualBlockConfig::new(in_channels, self.widths[stage], self.block)
+            .with_stride(stride)
+            .with_cardinality(self.cardinality)
+            .with_base_width(self.base_width)
+            .with_shortcut(self.shortcut)
+            .with_se(self.se.clone())
+            .with_act(self.act)
+            .with_norm(self.norm)
+            .with_zero_init_last(self.zero_init_last)
+    }
+
+    /// Checks the configuration; the error says what is inconsistent.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        let bad = |reason: String| ModelError::InvalidConfig {
+            model: "ResNet".into(),
+            reason,
+        };
+        if self.num_classes == 0 || self.in_channels == 0 || self.stem_width == 0 {
+            return Err(bad(
+                "classes, input channels and stem width must be positive".into(),
+            ));
+        }
+        if self.widths.is_empty() || self.widths.len() != self.layers.len() {
+            return Err(bad(format!(
+                "{} stage widths for {} stage depths",
+                self.widths.len(),
+                self.layers.len()
+            )));
+        }
+        let mut channels = self.stem_width;
+        for (stage, &n) in self.layers.iter().enumerate() {
+            for i in 0..n {
+                let b = self.block(stage, i, channels);
+                b.validate()
+                    .map_err(|r| bad(format!("stage {} block {i}: {r}", stage + 1)))?;
+                channels = b.out_channels();
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds the network (call [`validate`](Self::validate) first for a readable error).
+    pub fn init(&self, device: &Device) -> ResNet {
+        let (kernel, stride) = match self.stem {
+            StemKind::ImageNet => (7, 2),
+            StemKind::Cifar => (3, 1),
+        };
+        let stem = ConvBnActConfig::square(self.in_channels, self.stem_width, kernel)
+            .with_stride(stride)
+            .with_norm(self.norm)
+            .with_act(Some(self.act))
+            .init(device);
+        let mut channels = self.stem_width;
+        let mut stages = Vec::with_capacity(self.layers.len());
+        for (stage, &n) in self.layers.iter().enumerate() {
+            let mut blocks = Vec::with_capacity(n);
+            for i in 0..n {
+                let b = self.block(stage, i, channels);
+                channels = b.out_channels();
+                blocks.push(b.init(device));
+            }
+            stages.push(blocks);
+        }
+        ResNet {
+            stem,
+            stem_pool: (self.stem == StemKind::ImageNet).then(|| Pool2d::max(3, 2, 1)),
+            stages,
+            head: Head::new(self.head, channels, self.num_classes, 0.0, device),
+        }
+    }
+}
+
+/// A residual (or plain) network: stem, stages of residual blocks, head.
+#[derive(Module, Debug)]
+pub struct ResNet {
+    /// Stem convolution unit (timm's `conv1` / `bn1`).
+    pub stem: ConvBnAct,
+    /// The ImageNet stem's max pool.
+    #[module(skip)]
+    pub stem_pool: Option<Pool2d>,
+    /// Stages of blocks (timm's `layer1` ... `layer4`).
+    pub stages: Vec<Vec<ResidualBlock>>,
+    /// Classifier head.
+    pub head: Head,
+}
+
+impl ResNet {
+    /// Feature map before the head.
+    pub fn forward_features(&self, x: Tensor<4>) -> Tensor<4> {
+        let x = self.stem.forward(x);
+        let mut x = match &self.stem_pool {
+            Some(p) => p.forward(x),
+            None => x,
+        };
+        for block in self.stages.iter().flatten() {
+            x = block.forward(x);
+        }
+        x
+    }
+
+    /// Logits `[N, classes]` for images `[N, C, H, W]`.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        self.head.forward(self.forward_features(x))
+    }
+}
+
+impl Summarize for ResNet {
+    fn summarize(
+        &self,
+        prefix: &str,
+        input: FeatureShape,
+        s: &mut Summary,
+    ) -> Result<FeatureShape, ShapeError> {
+        let mut x = self.stem.summarize(&join(prefix, "stem"), input, s)?;
+        if let Some(p) = &self.stem_pool {
+            x = p.summarize(join(prefix, "stem_pool"), x, s)?;
+        }
+        for (i, stage) in self.stages.iter().enumerate() {
+            for (j, block) in stage.iter().enumerate() {
+                x = block.summarize(&join(prefix, &format!("stages.{i}.{j}")), x, s)?;
+            }
+        }
+        self.head.summarize(&join(prefix, "head"), x, s)
+    }
+}
