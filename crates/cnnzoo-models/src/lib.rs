@@ -19,6 +19,8 @@
 //! # Ok::<(), cnnzoo_models::ModelError>(())
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod blocks;
 pub mod error;
 pub mod init;

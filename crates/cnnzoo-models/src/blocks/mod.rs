@@ -7,9 +7,11 @@ pub mod inception;
 pub mod pool;
 pub mod residual;
 pub mod squeeze_excite;
+pub mod stem;
 
 pub use conv_bn_act::{Activation, BnActConv, ConvBnAct, ConvBnActConfig, Norm};
 pub use head::{Head, HeadKind};
 pub use pool::{Pool2d, PoolKind};
 pub use residual::{BlockKind, ResidualBlock, ResidualBlockConfig, ShortcutKind};
 pub use squeeze_excite::{SePosition, SqueezeExcite, SqueezeExciteConfig};
+pub use stem::{Stem, StemKind};

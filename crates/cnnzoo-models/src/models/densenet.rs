@@ -5,9 +5,8 @@ use burn::module::Module;
 use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::tensor::{Device, Tensor};
 
-use super::resnet::StemKind;
 use crate::blocks::dense::{DenseBlock, DenseOptions, Transition};
-use crate::blocks::{Activation, ConvBnAct, ConvBnActConfig, Head, HeadKind, Norm, Pool2d};
+use crate::blocks::{Activation, Head, HeadKind, Norm, Stem, StemKind};
 use crate::error::ModelError;
 use crate::summary::{FeatureShape, ShapeError, Summarize, Summary, join};
 
@@ -77,17 +76,12 @@ impl DenseNetConfig {
             act: self.act,
             norm: self.norm,
         };
-        let stem = match self.stem {
-            StemKind::ImageNet => ConvBnActConfig::square(self.in_channels, self.stem_width, 7)
-                .with_stride(2)
-                .with_norm(self.norm)
-                .with_act(Some(self.act)),
+        let stem_conv = self.stem.conv(self.in_channels, self.stem_width);
+        let stem_conv = match self.stem {
+            StemKind::ImageNet => stem_conv.with_norm(self.norm).with_act(Some(self.act)),
             // The CIFAR nets start with a bare convolution; the first dense layer normalises.
-            StemKind::Cifar => ConvBnActConfig::square(self.in_channels, self.stem_width, 3)
-                .with_norm(Norm::None)
-                .with_act(None),
-        }
-        .init(device);
+            StemKind::Cifar => stem_conv.with_norm(Norm::None).with_act(None),
+        };
         let mut channels = self.stem_width;
         let mut blocks = Vec::new();
         let mut transitions = Vec::new();
@@ -100,8 +94,7 @@ impl DenseNetConfig {
             }
         }
         DenseNet {
-            stem,
-            stem_pool: (self.stem == StemKind::ImageNet).then(|| Pool2d::max(3, 2, 1)),
+            stem: Stem::new(self.stem, &stem_conv, device),
             blocks,
             transitions,
             norm_final: (self.norm == Norm::BatchNorm)
@@ -115,11 +108,8 @@ impl DenseNetConfig {
 /// A densely connected network.
 #[derive(Module, Debug)]
 pub struct DenseNet {
-    /// Stem unit (timm's `features.conv0` / `norm0`).
-    pub stem: ConvBnAct,
-    /// The ImageNet stem's max pool.
-    #[module(skip)]
-    pub stem_pool: Option<Pool2d>,
+    /// Stem (timm's `features.conv0` / `norm0` / `pool0`).
+    pub stem: Stem,
     /// Dense blocks.
     pub blocks: Vec<DenseBlock>,
     /// Transitions between consecutive blocks.
@@ -136,11 +126,7 @@ pub struct DenseNet {
 impl DenseNet {
     /// Feature map before the head.
     pub fn forward_features(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = self.stem.forward(x);
-        let mut x = match &self.stem_pool {
-            Some(p) => p.forward(x),
-            None => x,
-        };
+        let mut x = self.stem.forward(x);
         for (i, block) in self.blocks.iter().enumerate() {
             x = block.forward(x);
             if let Some(t) = self.transitions.get(i) {
@@ -168,9 +154,6 @@ impl Summarize for DenseNet {
         s: &mut Summary,
     ) -> Result<FeatureShape, ShapeError> {
         let mut x = self.stem.summarize(&join(prefix, "stem"), input, s)?;
-        if let Some(p) = &self.stem_pool {
-            x = p.summarize(join(prefix, "stem_pool"), x, s)?;
-        }
         for (i, block) in self.blocks.iter().enumerate() {
             x = block.summarize(&join(prefix, &format!("blocks.{i}")), x, s)?;
             if let Some(t) = self.transitions.get(i) {

@@ -4,26 +4,16 @@
 use burn::config::Config;
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
-use serde::{Deserialize, Serialize};
 
 use crate::blocks::squeeze_excite::SeSettings;
 use crate::blocks::{
-    Activation, BlockKind, ConvBnAct, ConvBnActConfig, Head, HeadKind, Norm, Pool2d, ResidualBlock,
-    ResidualBlockConfig, ShortcutKind,
+    Activation, BlockKind, Head, HeadKind, Norm, ResidualBlock, ResidualBlockConfig, ShortcutKind,
+    Stem,
 };
 use crate::error::ModelError;
 use crate::summary::{FeatureShape, ShapeError, Summarize, Summary, join};
 
-/// The first layers, before the first stage.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum StemKind {
-    /// 7x7 / 2 convolution, BN, activation, 3x3 / 2 max pool (224x224 inputs).
-    #[default]
-    ImageNet,
-    /// 3x3 / 1 convolution, BN, activation (32x32 inputs).
-    Cifar,
-}
+pub use crate::blocks::StemKind;
 
 /// Configuration of a [`ResNet`].
 #[derive(Config, Debug)]
@@ -118,15 +108,11 @@ impl ResNetConfig {
 
     /// Builds the network (call [`validate`](Self::validate) first for a readable error).
     pub fn init(&self, device: &Device) -> ResNet {
-        let (kernel, stride) = match self.stem {
-            StemKind::ImageNet => (7, 2),
-            StemKind::Cifar => (3, 1),
-        };
-        let stem = ConvBnActConfig::square(self.in_channels, self.stem_width, kernel)
-            .with_stride(stride)
+        let stem_conv = self
+            .stem
+            .conv(self.in_channels, self.stem_width)
             .with_norm(self.norm)
-            .with_act(Some(self.act))
-            .init(device);
+            .with_act(Some(self.act));
         let mut channels = self.stem_width;
         let mut stages = Vec::with_capacity(self.layers.len());
         for (stage, &n) in self.layers.iter().enumerate() {
@@ -139,8 +125,7 @@ impl ResNetConfig {
             stages.push(blocks);
         }
         ResNet {
-            stem,
-            stem_pool: (self.stem == StemKind::ImageNet).then(|| Pool2d::max(3, 2, 1)),
+            stem: Stem::new(self.stem, &stem_conv, device),
             stages,
             head: Head::new(self.head, channels, self.num_classes, 0.0, device),
         }
@@ -150,11 +135,8 @@ impl ResNetConfig {
 /// A residual (or plain) network: stem, stages of residual blocks, head.
 #[derive(Module, Debug)]
 pub struct ResNet {
-    /// Stem convolution unit (timm's `conv1` / `bn1`).
-    pub stem: ConvBnAct,
-    /// The ImageNet stem's max pool.
-    #[module(skip)]
-    pub stem_pool: Option<Pool2d>,
+    /// Stem (timm's `conv1` / `bn1` / `maxpool`).
+    pub stem: Stem,
     /// Stages of blocks (timm's `layer1` ... `layer4`).
     pub stages: Vec<Vec<ResidualBlock>>,
     /// Classifier head.
@@ -164,11 +146,7 @@ pub struct ResNet {
 impl ResNet {
     /// Feature map before the head.
     pub fn forward_features(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = self.stem.forward(x);
-        let mut x = match &self.stem_pool {
-            Some(p) => p.forward(x),
-            None => x,
-        };
+        let mut x = self.stem.forward(x);
         for block in self.stages.iter().flatten() {
             x = block.forward(x);
         }
@@ -189,9 +167,6 @@ impl Summarize for ResNet {
         s: &mut Summary,
     ) -> Result<FeatureShape, ShapeError> {
         let mut x = self.stem.summarize(&join(prefix, "stem"), input, s)?;
-        if let Some(p) = &self.stem_pool {
-            x = p.summarize(join(prefix, "stem_pool"), x, s)?;
-        }
         for (i, stage) in self.stages.iter().enumerate() {
             for (j, block) in stage.iter().enumerate() {
                 x = block.summarize(&join(prefix, &format!("stages.{i}.{j}")), x, s)?;
