@@ -27,6 +27,10 @@ enum Command {
     List(commands::list::Args),
     /// Per-layer table of a model: output shapes, parameters, multiply-accumulates.
     Summary(commands::summary::Args),
+    /// Train a model on a data set (progress bar, metrics, curves, checkpoints, resume).
+    Train(Box<commands::train::Args>),
+    /// Evaluate weights on a data set: top-1, top-5, per-class accuracy, confusion matrix.
+    Eval(commands::eval::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -45,6 +49,8 @@ fn run(cli: Cli) -> Result<()> {
     let text = match cli.command {
         Command::List(args) => commands::list::run(args, &device)?,
         Command::Summary(args) => commands::summary::run(args, &device)?,
+        Command::Train(args) => commands::train::run(*args, &device)?,
+        Command::Eval(args) => commands::eval::run(args, &device)?,
     };
     emit(&text)
 }

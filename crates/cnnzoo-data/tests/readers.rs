@@ -52,7 +52,7 @@ fn idx_errors_name_the_file_and_the_problem() {
     assert!(matches!(e, DataError::Missing { .. }));
     assert!(
         e.to_string().contains("train-images-idx3-ubyte.gz")
-            && e.to_string().contains("--download"),
+            && e.to_string().contains("t10k-labels-idx1-ubyte"),
         "{e}"
     );
 

@@ -1,7 +1,9 @@
 //! One file per subcommand; each parses its arguments and calls the library.
 
+pub mod eval;
 pub mod list;
 pub mod summary;
+pub mod train;
 
 use anyhow::{Context, Result};
 use burn::tensor::Device;

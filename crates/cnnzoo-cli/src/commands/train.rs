@@ -1,0 +1,212 @@
+//! `cnnzoo train`: a training run with progress bar, metrics, curves and checkpoints.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context, Result, bail};
+use burn::tensor::Device;
+use cnnzoo_train::{OptimizerKind, ScheduleKind, TrainConfig, train};
+
+/// Arguments of `cnnzoo train`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Registered model name (see `cnnzoo list`).
+    #[arg(long)]
+    model: String,
+    /// fashion-mnist, mnist, cifar10, cifar100 or folder:PATH (PATH/train and PATH/val).
+    #[arg(long)]
+    dataset: String,
+    /// Folder holding the data set's files (official names).
+    #[arg(long, default_value = "data")]
+    data_dir: PathBuf,
+    /// Run folder: checkpoints, metrics.jsonl, curves.png.
+    #[arg(long)]
+    out: PathBuf,
+    /// Named recipe applied before the other options: resnet-cifar.
+    #[arg(long)]
+    recipe: Option<String>,
+    /// Epochs.
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Batch size.
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// sgd or adamw.
+    #[arg(long)]
+    optimizer: Option<String>,
+    /// Peak learning rate.
+    #[arg(long)]
+    lr: Option<f64>,
+    /// SGD momentum.
+    #[arg(long)]
+    momentum: Option<f64>,
+    /// Nesterov momentum.
+    #[arg(long)]
+    nesterov: bool,
+    /// Weight decay.
+    #[arg(long)]
+    weight_decay: Option<f64>,
+    /// No weight decay on BatchNorm parameters and biases.
+    #[arg(long)]
+    no_bn_decay: bool,
+    /// constant, multistep or cosine.
+    #[arg(long)]
+    schedule: Option<String>,
+    /// Multistep milestones as fractions of training, comma separated.
+    #[arg(long, value_delimiter = ',')]
+    milestones: Option<Vec<f64>>,
+    /// Linear warm-up in epochs.
+    #[arg(long)]
+    warmup_epochs: Option<f64>,
+    /// Label smoothing.
+    #[arg(long)]
+    label_smoothing: Option<f64>,
+    /// Seed of initialisation, order and augmentation.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Random-crop padding in pixels (default 4 for 32x32, 2 for 28x28).
+    #[arg(long)]
+    pad_crop: Option<usize>,
+    /// No horizontal flips.
+    #[arg(long)]
+    no_flip: bool,
+    /// Train on this many samples (evenly spaced).
+    #[arg(long)]
+    subset: Option<usize>,
+    /// Evaluate on this many samples.
+    #[arg(long)]
+    test_subset: Option<usize>,
+    /// Square input size for folder:PATH data.
+    #[arg(long)]
+    image_size: Option<usize>,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Continue the run in --out from its last checkpoint.
+    #[arg(long)]
+    resume: bool,
+}
+
+/// Sets the size of the thread pool the CPU backend and the loader share.
+pub fn set_threads(threads: Option<usize>) -> Result<()> {
+    if let Some(t) = threads {
+        if t == 0 {
+            bail!("--threads must be at least 1");
+        }
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build_global()
+            .context("cannot size the thread pool")?;
+    }
+    Ok(())
+}
+
+fn config(a: &Args) -> Result<TrainConfig> {
+    let mut c = TrainConfig::new(&a.model, &a.dataset, a.data_dir.clone(), a.out.clone());
+    if let Some(r) = &a.recipe {
+        c.apply_recipe(r).map_err(anyhow::Error::msg)?;
+    }
+    if let Some(v) = a.epochs {
+        c.epochs = v;
+    }
+    if let Some(v) = a.batch_size {
+        c.batch_size = v;
+    }
+    let momentum = match &c.optimizer {
+        OptimizerKind::Sgd { momentum, .. } => *momentum,
+        _ => 0.9,
+    };
+    match a.optimizer.as_deref() {
+        None | Some("sgd") => {
+            if a.optimizer.is_some() || a.momentum.is_some() || a.nesterov {
+                c.optimizer = OptimizerKind::Sgd {
+                    momentum: a.momentum.unwrap_or(momentum),
+                    nesterov: a.nesterov,
+                };
+            }
+        }
+        Some("adamw") => {
+            c.optimizer = OptimizerKind::AdamW {
+                beta1: 0.9,
+                beta2: 0.999,
+            }
+        }
+        Some(other) => bail!("unknown optimizer '{other}' (expected sgd or adamw)"),
+    }
+    if let Some(v) = a.lr {
+        c.lr = v;
+    }
+    if let Some(v) = a.weight_decay {
+        c.weight_decay = v;
+    }
+    c.no_bn_decay |= a.no_bn_decay;
+    match a.schedule.as_deref() {
+        None => {}
+        Some("constant") => c.schedule = ScheduleKind::Constant,
+        Some("cosine") => c.schedule = ScheduleKind::Cosine,
+        Some("multistep") => {
+            c.schedule = ScheduleKind::MultiStep {
+                milestones: vec![0.5, 0.75],
+                gamma: 0.1,
+            }
+        }
+        Some(other) => bail!("unknown schedule '{other}' (expected constant, multistep or cosine)"),
+    }
+    if let Some(m) = &a.milestones {
+        match &mut c.schedule {
+            ScheduleKind::MultiStep { milestones, .. } => milestones.clone_from(m),
+            _ => bail!("--milestones needs --schedule multistep"),
+        }
+    }
+    if let Some(v) = a.warmup_epochs {
+        c.warmup_epochs = v;
+    }
+    if let Some(v) = a.label_smoothing {
+        c.label_smoothing = v;
+    }
+    if let Some(v) = a.seed {
+        c.seed = v;
+    }
+    if a.pad_crop.is_some() {
+        c.pad_crop = a.pad_crop;
+    }
+    c.hflip &= !a.no_flip;
+    c.train_subset = a.subset;
+    c.test_subset = a.test_subset;
+    if let Some(v) = a.image_size {
+        c.image_size = v;
+    }
+    Ok(c)
+}
+
+/// Runs `cnnzoo train`; Ctrl-C finishes the batch, writes a checkpoint and exits.
+pub fn run(args: Args, device: &Device) -> Result<String> {
+    set_threads(args.threads)?;
+    let config = config(&args)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            eprintln!("\nsecond interrupt: exiting without a checkpoint");
+            std::process::exit(130);
+        }
+        eprintln!(
+            "\ninterrupt: finishing the batch and writing a checkpoint (Ctrl-C again to quit now)"
+        );
+    })
+    .context("cannot install the Ctrl-C handler")?;
+    let outcome = train(&config, device, &stop, args.resume)?;
+    let out = config.out.display();
+    Ok(match (outcome.interrupted, outcome.history.last()) {
+        (true, _) => format!(
+            "interrupted; checkpoint written. Continue with: cnnzoo train ... --out {out} --resume\n"
+        ),
+        (false, Some(m)) => format!(
+            "done: {} epochs, test top-1 {:.2}%; run folder {out} (metrics.jsonl, curves.png, last/, best/)\n",
+            m.epoch,
+            100.0 * m.test_top1
+        ),
+        (false, None) => format!("nothing to do: {out} already finished its epochs\n"),
+    })
+}

@@ -1,0 +1,142 @@
+//! Everything a training run is configured by, serialised into every checkpoint.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+pub use crate::schedule::ScheduleKind;
+
+/// Which optimiser updates the weights.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    /// SGD with (optionally Nesterov) momentum; weight decay added to the gradient (L2).
+    Sgd {
+        /// Momentum factor.
+        momentum: f64,
+        /// Nesterov momentum.
+        nesterov: bool,
+    },
+    /// AdamW (decoupled weight decay).
+    AdamW {
+        /// First-moment decay.
+        beta1: f32,
+        /// Second-moment decay.
+        beta2: f32,
+    },
+}
+
+/// A training run's settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Registered model name.
+    pub model: String,
+    /// `fashion-mnist`, `mnist`, `cifar10`, `cifar100` or `folder:PATH`.
+    pub dataset: String,
+    /// Where the data set's files are.
+    pub data_dir: PathBuf,
+    /// Run folder: checkpoints, `metrics.jsonl`, `curves.png`.
+    pub out: PathBuf,
+    /// Epochs.
+    pub epochs: usize,
+    /// Samples per batch.
+    pub batch_size: usize,
+    /// Optimiser.
+    pub optimizer: OptimizerKind,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Weight decay.
+    pub weight_decay: f64,
+    /// No weight decay on BatchNorm parameters and biases.
+    pub no_bn_decay: bool,
+    /// Learning-rate schedule.
+    pub schedule: ScheduleKind,
+    /// Linear warm-up, in epochs (may be fractional).
+    pub warmup_epochs: f64,
+    /// Label smoothing (0 = none).
+    pub label_smoothing: f64,
+    /// Seed of initialisation, order and augmentation.
+    pub seed: u64,
+    /// Random-crop padding in pixels (`None`: 4 for 32x32 data, 2 for 28x28, 0 otherwise).
+    pub pad_crop: Option<usize>,
+    /// Random horizontal flips.
+    pub hflip: bool,
+    /// Train on this many samples only (evenly spaced over the set).
+    pub train_subset: Option<usize>,
+    /// Evaluate on this many samples only.
+    pub test_subset: Option<usize>,
+    /// Square input size for ImageFolder data (random-resized crop / center crop).
+    pub image_size: usize,
+}
+
+impl TrainConfig {
+    /// Defaults for `model` on `dataset`: SGD 0.1 with momentum 0.9, wd 5e-4, cosine.
+    pub fn new(model: &str, dataset: &str, data_dir: PathBuf, out: PathBuf) -> Self {
+        TrainConfig {
+            model: model.into(),
+            dataset: dataset.into(),
+            data_dir,
+            out,
+            epochs: 10,
+            batch_size: 128,
+            optimizer: OptimizerKind::Sgd {
+                momentum: 0.9,
+                nesterov: false,
+            },
+            lr: 0.1,
+            weight_decay: 5e-4,
+            no_bn_decay: false,
+            schedule: ScheduleKind::Cosine,
+            warmup_epochs: 0.0,
+            label_smoothing: 0.0,
+            seed: 0,
+            pad_crop: None,
+            hflip: true,
+            train_subset: None,
+            test_subset: None,
+            image_size: 224,
+        }
+    }
+
+    /// Applies a named recipe. `resnet-cifar`: the ResNet paper's CIFAR recipe (SGD 0.1,
+    /// momentum 0.9, wd 1e-4, batch 128, lr / 10 at 50% and 75% of training, 4-px crop + flip).
+    pub fn apply_recipe(&mut self, name: &str) -> Result<(), String> {
+        match name {
+            "resnet-cifar" => {
+                self.optimizer = OptimizerKind::Sgd {
+                    momentum: 0.9,
+                    nesterov: false,
+                };
+                self.lr = 0.1;
+                self.weight_decay = 1e-4;
+                self.batch_size = 128;
+                self.schedule = ScheduleKind::MultiStep {
+                    milestones: vec![0.5, 0.75],
+                    gamma: 0.1,
+                };
+                self.warmup_epochs = 0.0;
+                self.pad_crop = Some(4);
+                self.hflip = true;
+                Ok(())
+            }
+            other => Err(format!("unknown recipe '{other}' (known: resnet-cifar)")),
+        }
+    }
+
+    /// Checks the numbers make sense.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.epochs == 0 || self.batch_size == 0 {
+            return Err("epochs and batch size must be at least 1".into());
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(format!("learning rate must be positive, got {}", self.lr));
+        }
+        if !(0.0..1.0).contains(&self.label_smoothing) {
+            return Err("label smoothing must be in [0, 1)".into());
+        }
+        if self.weight_decay < 0.0 || self.warmup_epochs < 0.0 {
+            return Err("weight decay and warm-up must not be negative".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,126 @@
+//! Evaluation: loss, top-1, top-5, per-class accuracy and the confusion matrix.
+
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use cnnzoo_data::{Batch, Loader};
+use cnnzoo_models::Model;
+use serde::Serialize;
+
+use crate::error::TrainError;
+
+/// Everything an evaluation measured.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EvalReport {
+    /// Mean cross-entropy.
+    pub loss: f64,
+    /// Top-1 accuracy.
+    pub top1: f64,
+    /// Top-5 accuracy (top-k with k = classes when fewer than 5).
+    pub top5: f64,
+    /// Accuracy per true class.
+    pub per_class: Vec<f64>,
+    /// `confusion[true][predicted]` counts.
+    pub confusion: Vec<Vec<u64>>,
+    /// Class names.
+    pub classes: Vec<String>,
+    /// Samples evaluated.
+    pub samples: usize,
+}
+
+/// A batch as tensors on `device`.
+pub fn to_tensors(batch: Batch, device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
+    let n = batch.shape[0];
+    let x = Tensor::from_data(TensorData::new(batch.images, batch.shape), device);
+    let labels: Vec<i64> = batch.labels.iter().map(|&l| l as i64).collect();
+    let y = Tensor::from_data(TensorData::new(labels, [n]), device);
+    (x, y)
+}
+
+/// Per-sample cross-entropy (natural log) and rank of the true class, from host logits.
+pub fn score(logits: &[f32], labels: &[u32], classes: usize) -> Vec<(f64, usize, usize)> {
+    logits
+        .chunks(classes)
+        .zip(labels)
+        .map(|(row, &label)| {
+            let max = row.iter().cloned().fold(f32::MIN, f32::max) as f64;
+            let lse = max
+                + row
+                    .iter()
+                    .map(|&v| (v as f64 - max).exp())
+                    .sum::<f64>()
+                    .ln();
+            let target = row[label as usize] as f64;
+            let rank = row.iter().filter(|&&v| (v as f64) > target).count();
+            let argmax = row
+                .iter()
+                .enumerate()
+                .fold(
+                    (0, f32::MIN),
+                    |best, (i, &v)| if v > best.1 { (i, v) } else { best },
+                )
+                .0;
+            (lse - target, rank, argmax)
+        })
+        .collect()
+}
+
+/// Evaluates `model` (switched to inference behaviour) on every batch of `loader`.
+pub fn evaluate(
+    model: &Model,
+    loader: &Loader,
+    classes: &[String],
+    device: &Device,
+) -> Result<EvalReport, TrainError> {
+    use burn::module::Module;
+    let model = model.valid();
+    let device = device.clone().without_autodiff();
+    let k = classes.len();
+    let mut confusion = vec![vec![0u64; k]; k];
+    let (mut loss, mut top1, mut top5, mut n) = (0.0f64, 0usize, 0usize, 0usize);
+    for batch in loader.epoch(0, 0) {
+        let batch = batch?;
+        let labels = batch.labels.clone();
+        let (x, _) = to_tensors(batch, &device);
+        let logits: Vec<f32> = model
+            .forward(x)
+            .into_data()
+            .try_to_vec::<f32>()
+            .map_err(|e| TrainError::Invalid(format!("{e:?}")))?;
+        for ((l, rank, pred), &label) in score(&logits, &labels, k).into_iter().zip(&labels) {
+            loss += l;
+            top1 += (rank == 0) as usize;
+            top5 += (rank < 5) as usize;
+            confusion[label as usize][pred] += 1;
+            n += 1;
+        }
+    }
+    let per_class = confusion
+        .iter()
+        .enumerate()
+        .map(|(i, row)| row[i] as f64 / row.iter().sum::<u64>().max(1) as f64)
+        .collect();
+    let n_f = n.max(1) as f64;
+    Ok(EvalReport {
+        loss: loss / n_f,
+        top1: top1 as f64 / n_f,
+        top5: top5 as f64 / n_f,
+        per_class,
+        confusion,
+        classes: classes.to_vec(),
+        samples: n,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scores_rank_loss_and_argmax() {
+        let logits = [0.0f32, 2.0, 1.0, 5.0, 0.0, 0.0];
+        let s = score(&logits, &[1, 2], 3);
+        assert_eq!((s[0].1, s[0].2), (0, 1));
+        assert_eq!((s[1].1, s[1].2), (1, 0));
+        let expected = (1.0f64 + (-2.0f64).exp() + (-1.0f64).exp()).ln();
+        assert!((s[0].0 - expected).abs() < 1e-9);
+    }
+}

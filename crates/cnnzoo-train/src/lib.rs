@@ -1,0 +1,19 @@
+//! cnnzoo-train: the training loop and everything around it: optimisers and learning-rate
+//! schedules, metrics (`metrics.jsonl`, `curves.png`), atomic checkpoints with exact resume,
+//! and evaluation (top-1, top-5, per-class accuracy, confusion matrix).
+
+#![warn(missing_docs)]
+
+pub mod checkpoint;
+pub mod config;
+pub mod data;
+pub mod error;
+pub mod evaluate;
+pub mod metrics;
+pub mod plot;
+pub mod schedule;
+pub mod trainer;
+
+pub use config::{OptimizerKind, ScheduleKind, TrainConfig};
+pub use error::TrainError;
+pub use trainer::{Outcome, train};

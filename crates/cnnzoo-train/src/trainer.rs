@@ -1,0 +1,355 @@
+//! The training loop: seeded, resumable to the batch, interruptible, with a progress bar,
+//! per-epoch evaluation, metrics, curves and checkpoints.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use burn::module::{Module, ParamGroup};
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::tensor::Device;
+use cnnzoo_models::{ModelOptions, create};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::checkpoint::{RunState, find_last, read_state, replace_dir, write_state};
+use crate::config::{OptimizerKind, TrainConfig};
+use crate::data::open;
+use crate::error::TrainError;
+use crate::evaluate::{evaluate, score, to_tensors};
+use crate::metrics::{EpochMetrics, write_jsonl};
+use crate::schedule::Schedule;
+
+static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Draws every lazily initialised weight now (Burn draws them on first use otherwise).
+fn draw_weights<M: Module>(model: &M) {
+    struct Touch;
+    impl burn::module::ModuleVisitor for Touch {
+        fn visit_float<const D: usize>(
+            &mut self,
+            param: &burn::module::Param<burn::tensor::Tensor<D>>,
+        ) {
+            let _ = param.val();
+        }
+    }
+    model.visit(&mut Touch);
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// Metrics of every finished epoch.
+    pub history: Vec<EpochMetrics>,
+    /// True when stopped by an interruption (a checkpoint was written first).
+    pub interrupted: bool,
+}
+
+fn optimizer(config: &TrainConfig) -> ModuleOptimizer {
+    let decay = (config.weight_decay > 0.0).then_some(config.weight_decay);
+    // BatchNorm scale/shift and biases: the same optimiser without decay (last group wins).
+    let no_decay = ParamGroup::from_any_predicates(vec![".gamma", ".beta", ".bias"]);
+    let split = config.no_bn_decay && decay.is_some();
+    match config.optimizer.clone() {
+        OptimizerKind::Sgd { momentum, nesterov } => {
+            let sgd = |decay: Option<f64>| {
+                let m = (momentum > 0.0).then(|| {
+                    MomentumConfig::new()
+                        .with_momentum(momentum)
+                        .with_dampening(0.0)
+                        .with_nesterov(nesterov)
+                });
+                SgdConfig::new()
+                    .with_weight_decay(decay.map(|d| WeightDecayConfig::new(d as f32)))
+                    .with_momentum(m)
+                    .build()
+            };
+            let main = ModuleOptimizer::from(sgd(decay));
+            if split {
+                main.with_group(no_decay, sgd(None), None)
+            } else {
+                main
+            }
+        }
+        OptimizerKind::AdamW { beta1, beta2 } => {
+            let adamw = |decay: Option<f64>| {
+                AdamWConfig::new()
+                    .with_beta_1(beta1)
+                    .with_beta_2(beta2)
+                    .with_weight_decay(decay.unwrap_or(0.0) as f32)
+                    .build()
+            };
+            let main = ModuleOptimizer::from(adamw(decay));
+            if split {
+                main.with_group(no_decay, adamw(None), None)
+            } else {
+                main
+            }
+        }
+    }
+}
+
+fn save_checkpoint(
+    dir: &Path,
+    model: &cnnzoo_models::Model,
+    optim: &ModuleOptimizer,
+    state: &RunState,
+) -> Result<(), TrainError> {
+    replace_dir(dir, |tmp| {
+        let path = tmp.join("model.bpk");
+        // `train()` folds the last BatchNorm running-statistics update (kept per thread until
+        // the next read) into the values that are saved.
+        model
+            .clone()
+            .train()
+            .save_file(&path)
+            .map_err(|e| TrainError::file(&path, format!("{e:?}")))?;
+        let path = tmp.join("optimizer.bpk");
+        optim
+            .save(&path)
+            .map_err(|e| TrainError::file(&path, format!("{e:?}")))?;
+        write_state(tmp, state)
+    })
+}
+
+/// Seed of the device RNG for one optimiser step (dropout masks), so a resumed run draws the
+/// same masks as an uninterrupted one.
+fn step_seed(seed: u64, step: usize) -> u64 {
+    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (step as u64).wrapping_mul(0xD6E8_FEB8_6659_FD93)
+}
+
+/// Trains as `config` says, from scratch or (with `resume`) from the run folder's last
+/// checkpoint. `stop` is polled after every batch: when set, a checkpoint is written and the
+/// run returns with `interrupted`.
+pub fn train(
+    config: &TrainConfig,
+    device: &Device,
+    stop: &AtomicBool,
+    resume: bool,
+) -> Result<Outcome, TrainError> {
+    config.validate().map_err(TrainError::Invalid)?;
+    let out = &config.out;
+    std::fs::create_dir_all(out).map_err(|e| TrainError::file(out, e))?;
+    let previous = if resume { Some(find_last(out)?) } else { None };
+    let resumed = match &previous {
+        Some(dir) => {
+            let state = read_state(dir)?;
+            if state.config.model != config.model || state.config.dataset != config.dataset {
+                return Err(TrainError::Invalid(format!(
+                    "{} holds a run of {} on {}, not {} on {}",
+                    dir.display(),
+                    state.config.model,
+                    state.config.dataset,
+                    config.model,
+                    config.dataset
+                )));
+            }
+            // Everything but the epoch count continues as it was started.
+            let config = TrainConfig {
+                epochs: config.epochs,
+                ..state.config.clone()
+            };
+            Some(RunState { config, ..state })
+        }
+        None if out.join("last").exists() => {
+            return Err(TrainError::Invalid(format!(
+                "{} already holds a run; pass --resume to continue it or choose another --out",
+                out.display()
+            )));
+        }
+        None => None,
+    };
+    let config = resumed
+        .as_ref()
+        .map_or_else(|| config.clone(), |s| s.config.clone());
+    let data = open(&config)?;
+    let mut state = match resumed {
+        Some(state) => state,
+        None => RunState {
+            model: create(
+                &config.model,
+                ModelOptions {
+                    num_classes: Some(data.classes.len()),
+                    in_channels: Some(data.input[0]),
+                },
+            )?,
+            config: config.clone(),
+            epoch: 0,
+            batch: 0,
+            step: 0,
+            partial: [0.0; 4],
+            history: Vec::new(),
+            best_top1: 0.0,
+            classes: data.classes.clone(),
+        },
+    };
+    let train_device = device.clone().autodiff();
+    let mut model = {
+        // The device RNG is shared by everything on the device: seed and draw every initial
+        // weight at once, alone, so the initialisation depends on the seed only.
+        let _alone = INIT.lock().unwrap_or_else(|p| p.into_inner());
+        train_device.seed(config.seed);
+        let model = state.model.try_init(&train_device)?;
+        draw_weights(&model);
+        model
+    };
+    if let Some(summary_err) = model.summary(data.input).err() {
+        return Err(TrainError::Invalid(format!(
+            "{} cannot take {:?} inputs: {summary_err}",
+            config.model, data.input
+        )));
+    }
+    let mut optim = optimizer(&config);
+    if let Some(dir) = &previous {
+        let path = dir.join("model.bpk");
+        model = model
+            .try_load_file(&path)
+            .map_err(|e| TrainError::file(&path, format!("{e:?}")))?;
+        let path = dir.join("optimizer.bpk");
+        optim = optim
+            .load(&path)
+            .map_err(|e| TrainError::file(&path, format!("{e:?}")))?;
+    }
+    let batches = data.train.num_batches();
+    let schedule = Schedule {
+        base_lr: config.lr,
+        kind: config.schedule.clone(),
+        warmup: (config.warmup_epochs * batches as f64).round() as usize,
+        total: config.epochs * batches,
+    };
+    let loss_fn = CrossEntropyLossConfig::new()
+        .with_smoothing((config.label_smoothing > 0.0).then_some(config.label_smoothing as f32))
+        .init(&train_device);
+    let classes = data.classes.len();
+    let bar_style =
+        ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} eta {eta}")
+            .map_err(|e| TrainError::Invalid(e.to_string()))?
+            .progress_chars("=> ");
+
+    while state.epoch < config.epochs {
+        let epoch = state.epoch;
+        let epoch_start = Instant::now();
+        let bar = ProgressBar::new(batches as u64)
+            .with_style(bar_style.clone())
+            .with_prefix(format!("{}/{}", epoch + 1, config.epochs));
+        bar.set_position(state.batch as u64);
+        let mut lr = schedule.lr(state.step);
+        let first = state.batch;
+        for (b, batch) in data
+            .train
+            .epoch(epoch as u64, first)
+            .into_iter()
+            .enumerate()
+        {
+            let b = first + b;
+            let step_start = Instant::now();
+            let batch = batch?;
+            let labels = batch.labels.clone();
+            let n = labels.len();
+            let (x, y) = to_tensors(batch, &train_device);
+            lr = schedule.lr(state.step);
+            train_device.seed(step_seed(config.seed, state.step));
+            let logits = model.forward(x);
+            let loss = loss_fn.forward(logits.clone(), y);
+            let loss_value: f32 = loss
+                .clone()
+                .into_data()
+                .try_to_vec::<f32>()
+                .map_err(|e| TrainError::Invalid(format!("{e:?}")))?[0];
+            if !loss_value.is_finite() {
+                bar.abandon();
+                return Err(TrainError::NonFinite {
+                    epoch: epoch + 1,
+                    batch: b + 1,
+                    value: loss_value,
+                });
+            }
+            let host: Vec<f32> = logits
+                .into_data()
+                .try_to_vec::<f32>()
+                .map_err(|e| TrainError::Invalid(format!("{e:?}")))?;
+            let correct = score(&host, &labels, classes)
+                .iter()
+                .filter(|s| s.1 == 0)
+                .count();
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(lr, model, grads);
+            state.step += 1;
+            state.batch = b + 1;
+            state.partial[0] += loss_value as f64 * n as f64;
+            state.partial[1] += correct as f64;
+            state.partial[2] += n as f64;
+            state.partial[3] += step_start.elapsed().as_secs_f64();
+            bar.set_position(state.batch as u64);
+            bar.set_message(format!(
+                "loss {:.4} acc {:.2}% {:.0} img/s",
+                state.partial[0] / state.partial[2],
+                100.0 * state.partial[1] / state.partial[2],
+                state.partial[2] / state.partial[3].max(1e-9)
+            ));
+            if stop.load(Ordering::SeqCst) && state.batch < batches {
+                bar.abandon_with_message("interrupted");
+                save_checkpoint(&out.join("last"), &model, &optim, &state)?;
+                return Ok(Outcome {
+                    history: state.history,
+                    interrupted: true,
+                });
+            }
+        }
+        bar.finish_and_clear();
+        let report = evaluate(&model, &data.test, &data.classes, device)?;
+        let [loss_sum, correct, seen, seconds] = state.partial;
+        let metrics = EpochMetrics {
+            epoch: epoch + 1,
+            lr,
+            train_loss: loss_sum / seen.max(1.0),
+            train_acc: correct / seen.max(1.0),
+            test_loss: report.loss,
+            test_top1: report.top1,
+            test_top5: report.top5,
+            images_per_sec: seen / seconds.max(1e-9),
+            wall_time_s: epoch_start.elapsed().as_secs_f64(),
+        };
+        eprintln!(
+            "epoch {}/{}: train loss {:.4} acc {:.2}% | test loss {:.4} top-1 {:.2}% top-5 {:.2}% | {:.0} img/s",
+            metrics.epoch,
+            config.epochs,
+            metrics.train_loss,
+            100.0 * metrics.train_acc,
+            metrics.test_loss,
+            100.0 * metrics.test_top1,
+            100.0 * metrics.test_top5,
+            metrics.images_per_sec
+        );
+        state.history.push(metrics.clone());
+        state.epoch += 1;
+        state.batch = 0;
+        state.partial = [0.0; 4];
+        let improved = metrics.test_top1 > state.best_top1 || state.history.len() == 1;
+        if improved {
+            state.best_top1 = metrics.test_top1;
+        }
+        save_checkpoint(&out.join("last"), &model, &optim, &state)?;
+        if improved {
+            save_checkpoint(&out.join("best"), &model, &optim, &state)?;
+        }
+        write_jsonl(&out.join("metrics.jsonl"), &state.history)?;
+        crate::plot::curves(
+            &out.join("curves.png"),
+            &state.history,
+            &format!("{} on {}", config.model, config.dataset),
+        )?;
+        if stop.load(Ordering::SeqCst) && state.epoch < config.epochs {
+            return Ok(Outcome {
+                history: state.history,
+                interrupted: true,
+            });
+        }
+    }
+    Ok(Outcome {
+        history: state.history,
+        interrupted: false,
+    })
+}

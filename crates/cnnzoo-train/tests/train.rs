@@ -1,0 +1,206 @@
+//! Tiny end-to-end training runs on synthetic IDX data written here: outputs, exact resume
+//! after an interruption, NaN detection and refusal to overwrite a run.
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+
+use burn::tensor::Device;
+use cnnzoo_data::idx::{encode_idx, official_name};
+use cnnzoo_train::metrics::{EpochMetrics, read_jsonl};
+use cnnzoo_train::{TrainConfig, TrainError, train};
+
+/// Runs one training at a time: concurrent trainings in one process are not bit-identical
+/// (observed; the CPU backend's kernels share one thread pool), and the resume test compares
+/// to 1e-5.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// 8x8 images whose class is written as a bright row (class = row index, 8 classes of 10),
+/// plus a little deterministic texture: easy to learn, not trivial.
+fn write_data(dir: &Path, n_train: usize, n_test: usize) {
+    for (train, n) in [(true, n_train), (false, n_test)] {
+        let mut pixels = Vec::with_capacity(n * 64);
+        let mut labels = Vec::with_capacity(n);
+        for i in 0..n {
+            let class = (i * 7 + usize::from(!train)) % 8;
+            labels.push(class as u8);
+            for y in 0..8 {
+                for x in 0..8 {
+                    let noise = ((i * 31 + y * 7 + x * 13) % 40) as u8;
+                    pixels.push(if y == class { 200 + noise / 2 } else { noise });
+                }
+            }
+        }
+        std::fs::write(
+            dir.join(official_name(train, true)),
+            encode_idx(&[n, 8, 8], &pixels),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join(official_name(train, false)),
+            encode_idx(&[n], &labels),
+        )
+        .unwrap();
+    }
+}
+
+fn config(data: &Path, out: &Path, epochs: usize) -> TrainConfig {
+    let mut c = TrainConfig::new(
+        "resnet20",
+        "fashion-mnist",
+        data.to_path_buf(),
+        out.to_path_buf(),
+    );
+    c.epochs = epochs;
+    c.batch_size = 16;
+    c.lr = 0.05;
+    // A shift would move the class row: no crop (the resume test turns it on).
+    c.pad_crop = Some(0);
+    c.seed = 3;
+    c
+}
+
+/// Metrics without the timing fields, which differ between runs.
+fn comparable(h: &[EpochMetrics]) -> Vec<[f64; 7]> {
+    h.iter()
+        .map(|m| {
+            [
+                m.epoch as f64,
+                m.lr,
+                m.train_loss,
+                m.train_acc,
+                m.test_loss,
+                m.test_top1,
+                m.test_top5,
+            ]
+        })
+        .collect()
+}
+
+#[test]
+fn a_short_run_learns_and_writes_its_outputs() {
+    let _serial = serial();
+    let data = tempfile::tempdir().unwrap();
+    write_data(data.path(), 128, 32);
+    let out = tempfile::tempdir().unwrap();
+    let run = out.path().join("run");
+    let outcome = train(
+        &config(data.path(), &run, 5),
+        &Device::default(),
+        &AtomicBool::new(false),
+        false,
+    )
+    .unwrap();
+    assert!(!outcome.interrupted);
+    let h = &outcome.history;
+    assert_eq!(h.len(), 5);
+    assert!(
+        h[4].train_loss < 0.8 * h[0].train_loss,
+        "loss did not fall: {h:#?}"
+    );
+    // Eight classes: chance is 12.5%.
+    assert!(
+        h[4].train_acc > 0.25 && h[4].test_top1 > 0.25,
+        "accuracy not well above chance: {h:#?}"
+    );
+    assert_eq!(read_jsonl(&run.join("metrics.jsonl")).unwrap(), *h);
+    for f in [
+        "curves.png",
+        "last/model.bpk",
+        "last/optimizer.bpk",
+        "last/state.json",
+        "best/model.bpk",
+    ] {
+        assert!(run.join(f).is_file(), "{f} missing");
+    }
+    // A second run into the same folder without --resume is refused.
+    let e = train(
+        &config(data.path(), &run, 3),
+        &Device::default(),
+        &AtomicBool::new(false),
+        false,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("--resume"), "{e}");
+}
+
+#[test]
+fn an_interrupted_run_resumes_to_the_same_metrics() {
+    let _serial = serial();
+    let data = tempfile::tempdir().unwrap();
+    write_data(data.path(), 48, 16);
+    let out = tempfile::tempdir().unwrap();
+    let device = Device::default();
+    // Random crops on, so the augmentation's seeding is part of what must resume exactly.
+    let cfg = |run: &Path| {
+        let mut c = config(data.path(), run, 2);
+        c.pad_crop = Some(1);
+        c
+    };
+
+    let straight = out.path().join("straight");
+    let full = train(&cfg(&straight), &device, &AtomicBool::new(false), false).unwrap();
+
+    // Stop after the first batch (mid-epoch 1), then resume to the end.
+    let resumed = out.path().join("resumed");
+    let cut = train(&cfg(&resumed), &device, &AtomicBool::new(true), false).unwrap();
+    assert!(cut.interrupted && cut.history.is_empty());
+    assert!(resumed.join("last/state.json").is_file());
+    let done = train(&cfg(&resumed), &device, &AtomicBool::new(false), true).unwrap();
+    assert!(!done.interrupted);
+    let (a, b) = (comparable(&full.history), comparable(&done.history));
+    for (x, y) in a.iter().zip(&b) {
+        for (u, v) in x.iter().zip(y) {
+            assert!(
+                (u - v).abs() <= 1e-5 * u.abs().max(1.0),
+                "uninterrupted {x:?} vs resumed {y:?}"
+            );
+        }
+    }
+    assert_eq!(a.len(), b.len());
+}
+
+#[test]
+fn a_diverging_loss_stops_with_a_clear_error() {
+    let _serial = serial();
+    let data = tempfile::tempdir().unwrap();
+    write_data(data.path(), 32, 16);
+    let out = tempfile::tempdir().unwrap();
+    let mut c = config(data.path(), &out.path().join("nan"), 2);
+    c.lr = 1e30;
+    c.weight_decay = 0.0;
+    match train(&c, &Device::default(), &AtomicBool::new(false), false) {
+        Err(TrainError::NonFinite { .. }) => {}
+        other => panic!("expected a non-finite loss error, got {other:?}"),
+    }
+}
+
+#[test]
+fn bad_settings_are_refused() {
+    let _serial = serial();
+    let data = tempfile::tempdir().unwrap();
+    write_data(data.path(), 16, 8);
+    let out = tempfile::tempdir().unwrap();
+    let mut c = config(data.path(), &out.path().join("x"), 1);
+    c.lr = -1.0;
+    assert!(train(&c, &Device::default(), &AtomicBool::new(false), false).is_err());
+    let mut c = config(data.path(), &out.path().join("y"), 1);
+    c.dataset = "imagenet22k".into();
+    let e = train(&c, &Device::default(), &AtomicBool::new(false), false).unwrap_err();
+    assert!(e.to_string().contains("unknown data set"), "{e}");
+    let mut c = config(data.path(), &out.path().join("z"), 1);
+    c.model = "resnet21".into();
+    let e = train(&c, &Device::default(), &AtomicBool::new(false), false).unwrap_err();
+    assert!(e.to_string().contains("unknown model"), "{e}");
+    let e = train(
+        &config(data.path(), &out.path().join("none"), 1),
+        &Device::default(),
+        &AtomicBool::new(false),
+        true,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("no checkpoint"), "{e}");
+}
