@@ -31,6 +31,8 @@ enum Command {
     Train(Box<commands::train::Args>),
     /// Evaluate weights on a data set: top-1, top-5, per-class accuracy, confusion matrix.
     Eval(commands::eval::Args),
+    /// Data-set utilities (loader throughput).
+    Data(commands::data::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -51,6 +53,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Summary(args) => commands::summary::run(args, &device)?,
         Command::Train(args) => commands::train::run(*args, &device)?,
         Command::Eval(args) => commands::eval::run(args, &device)?,
+        Command::Data(args) => commands::data::run(args)?,
     };
     emit(&text)
 }

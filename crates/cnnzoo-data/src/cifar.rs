@@ -142,7 +142,7 @@ pub fn load_split(dir: &Path, which: Cifar, train: bool) -> Result<InMemory, Dat
             DataError::Missing { path, .. } => DataError::Missing {
                 path,
                 hint: format!(
-                    "; unpack the official binary archive so that {} holds {}",
+                    "; unpack the official binary archive so that {} holds {}, or pass --download",
                     dir.join(which.folder()).display(),
                     which.files(train).join(", ")
                 ),

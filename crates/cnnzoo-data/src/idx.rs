@@ -153,7 +153,7 @@ pub fn find_file(dir: &Path, stem: &str) -> Result<PathBuf, DataError> {
     Err(DataError::Missing {
         path: dir.join(format!("{stem}.gz")),
         hint: format!(
-            " (nor {stem}); place the official IDX files ({}, {}, {}, {}, raw or .gz) in {}",
+            " (nor {stem}); place the official IDX files ({}, {}, {}, {}, raw or .gz) in {}, or pass --download",
             official_name(true, true),
             official_name(true, false),
             official_name(false, true),

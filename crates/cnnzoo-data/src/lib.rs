@@ -8,6 +8,7 @@
 
 pub mod cifar;
 pub mod dataset;
+pub mod download;
 pub mod error;
 pub mod folder;
 pub mod idx;

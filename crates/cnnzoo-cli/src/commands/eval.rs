@@ -35,11 +35,15 @@ pub struct Args {
     /// Worker threads.
     #[arg(long)]
     threads: Option<usize>,
+    /// Fetch the data set into --data-dir first if its files are missing.
+    #[arg(long)]
+    download: bool,
 }
 
 /// Runs `cnnzoo eval`.
 pub fn run(args: Args, device: &Device) -> Result<String> {
     super::train::set_threads(args.threads)?;
+    super::train::ensure_data(&args.dataset, &args.data_dir, args.download)?;
     let weights = if args.weights.is_dir() {
         args.weights.join("model.bpk")
     } else {

@@ -1,5 +1,6 @@
 //! One file per subcommand; each parses its arguments and calls the library.
 
+pub mod data;
 pub mod eval;
 pub mod list;
 pub mod summary;

@@ -86,6 +86,26 @@ pub struct Args {
     /// Continue the run in --out from its last checkpoint.
     #[arg(long)]
     resume: bool,
+    /// Fetch the data set into --data-dir first if its files are missing (never otherwise).
+    #[arg(long)]
+    download: bool,
+}
+
+/// With `--download`, fetches a known data set whose files are missing from `dir`.
+pub fn ensure_data(dataset: &str, dir: &std::path::Path, download: bool) -> Result<()> {
+    let name = dataset.to_ascii_lowercase();
+    if !download || cnnzoo_data::download::resources(&name).is_err() {
+        return Ok(());
+    }
+    let mut probe = TrainConfig::new("resnet20", &name, dir.to_path_buf(), PathBuf::new());
+    probe.batch_size = 1;
+    match cnnzoo_train::data::open(&probe) {
+        Err(cnnzoo_train::TrainError::Data(cnnzoo_data::DataError::Missing { .. })) => {
+            eprintln!("{name}: files missing in {}, downloading", dir.display());
+            super::data::download(&name, dir)
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Sets the size of the thread pool the CPU backend and the loader share.
@@ -183,6 +203,7 @@ fn config(a: &Args) -> Result<TrainConfig> {
 /// Runs `cnnzoo train`; Ctrl-C finishes the batch, writes a checkpoint and exits.
 pub fn run(args: Args, device: &Device) -> Result<String> {
     set_threads(args.threads)?;
+    ensure_data(&args.dataset, &args.data_dir, args.download)?;
     let config = config(&args)?;
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
