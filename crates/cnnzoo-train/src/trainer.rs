@@ -146,9 +146,12 @@ pub fn train(
                     config.dataset
                 )));
             }
-            // Everything but the epoch count continues as it was started.
+            // The recipe continues as it was started; the epoch count and where the run and
+            // the data are now (folders may have moved) come from the caller.
             let config = TrainConfig {
                 epochs: config.epochs,
+                out: config.out.clone(),
+                data_dir: config.data_dir.clone(),
                 ..state.config.clone()
             };
             Some(RunState { config, ..state })
