@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 data=${1:-../shared/data/fashion-mnist}
 cargo build --release -q
 bin=target/release/cnnzoo
+mkdir -p results
 run=$(mktemp -d)
 loader=$($bin data bench --dataset fashion-mnist --data-dir "$data" --batch-size 128 --epochs 2)
 $bin train --model resnet20 --dataset fashion-mnist --data-dir "$data" --epochs 1 \
