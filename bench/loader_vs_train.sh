@@ -5,8 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=${1:-../shared/data/fashion-mnist}
-cargo build --release -q
-bin=target/release/cnnzoo
+# The dev profile builds every dependency with opt-level 3 (Cargo.toml): as fast as --release.
+cargo build -q
+bin=target/debug/cnnzoo
 mkdir -p results
 run=$(mktemp -d)
 loader=$($bin data bench --dataset fashion-mnist --data-dir "$data" --batch-size 128 --epochs 2)

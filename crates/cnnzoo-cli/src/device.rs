@@ -4,7 +4,13 @@ use anyhow::{Result, bail};
 use burn::tensor::Device;
 
 /// Device names this build understands.
-pub const AVAILABLE: &[&str] = &["cpu"];
+pub const AVAILABLE: &[&str] = &[
+    "cpu",
+    #[cfg(feature = "vulkan")]
+    "vulkan[:N]",
+    #[cfg(feature = "cuda")]
+    "cuda[:N]",
+];
 
 /// The Burn device for a `--device` value, or an error listing what is available.
 pub fn parse(name: &str) -> Result<Device> {
@@ -13,17 +19,60 @@ pub fn parse(name: &str) -> Result<Device> {
         Some((k, i)) => (k, Some(i)),
         None => (lower.as_str(), None),
     };
-    match (kind, index) {
-        ("cpu" | "flex", None | Some("0")) => Ok(Device::flex()),
-        ("cpu" | "flex", Some(i)) => bail!("device '{name}': the CPU has only index 0, got {i}"),
-        ("cuda" | "vulkan" | "wgpu" | "rocm" | "metal", _) => bail!(
-            "device '{name}' is not compiled into this build; available: {}",
+    let index = match index {
+        None => 0,
+        Some(i) => match i.parse::<usize>() {
+            Ok(i) => i,
+            Err(_) => bail!("device '{name}': '{i}' is not a device index"),
+        },
+    };
+    match kind {
+        "cpu" | "flex" if index == 0 => Ok(Device::flex()),
+        "cpu" | "flex" => bail!("device '{name}': the CPU has only index 0, got {index}"),
+        #[cfg(feature = "vulkan")]
+        "vulkan" => probe(
+            name,
+            Device::vulkan(burn::tensor::DeviceKind::DiscreteGpu(index)),
+        ),
+        #[cfg(feature = "cuda")]
+        "cuda" => probe(name, Device::cuda(index)),
+        "cuda" | "vulkan" | "wgpu" | "rocm" | "metal" => bail!(
+            "device '{name}' is not compiled into this build (rebuild with `--features {kind}`); available: {}",
             AVAILABLE.join(", ")
         ),
         _ => bail!(
             "unknown device '{name}'; available: {}",
             AVAILABLE.join(", ")
         ),
+    }
+}
+
+/// Runs one tiny operation on a GPU device: the runtimes initialise lazily and panic when the
+/// adapter is missing, which becomes an error here instead of a crash later.
+#[cfg(any(feature = "vulkan", feature = "cuda"))]
+fn probe(name: &str, device: Device) -> Result<Device> {
+    let check = device.clone();
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let outcome = std::panic::catch_unwind(move || {
+        let t = burn::tensor::Tensor::<1>::from_floats([1.0, 2.0], &check);
+        t.sum().into_scalar::<f32>()
+    });
+    std::panic::set_hook(previous);
+    match outcome {
+        Ok(v) if (v - 3.0).abs() < 1e-6 => Ok(device),
+        Ok(v) => bail!("device '{name}' answered 1 + 2 = {v}: the driver is not usable"),
+        Err(cause) => {
+            let why = cause
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| cause.downcast_ref::<&str>().copied())
+                .unwrap_or("no reason given");
+            bail!(
+                "device '{name}' is compiled in but could not be opened ({why}); available in this build: {}",
+                AVAILABLE.join(", ")
+            )
+        }
     }
 }
 
@@ -35,10 +84,14 @@ mod tests {
     fn cpu_parses_and_others_explain_themselves() {
         assert!(parse("cpu").is_ok());
         assert!(parse("CPU:0").is_ok());
-        let e = parse("cuda:0").unwrap_err().to_string();
-        assert!(e.contains("not compiled") && e.contains("cpu"), "{e}");
+        if !cfg!(feature = "cuda") {
+            let e = parse("cuda:0").unwrap_err().to_string();
+            assert!(e.contains("not compiled") && e.contains("cpu"), "{e}");
+        }
         let e = parse("tpu").unwrap_err().to_string();
         assert!(e.contains("unknown device 'tpu'"), "{e}");
         assert!(parse("cpu:3").is_err());
+        let e = parse("cpu:x").unwrap_err().to_string();
+        assert!(e.contains("not a device index"), "{e}");
     }
 }

@@ -33,6 +33,14 @@ enum Command {
     Eval(commands::eval::Args),
     /// Data-set utilities (loader throughput).
     Data(commands::data::Args),
+    /// Top-k ImageNet classes of images (timm preprocessing) with timm / torchvision weights.
+    Predict(commands::predict::Args),
+    /// Logits of a preprocessed .npy batch, written as .npy (scripted comparisons).
+    Logits(commands::logits::Args),
+    /// Write weights (a checkpoint or a state dict) as a timm-keyed .safetensors file.
+    Export(commands::export::Args),
+    /// Images/s of a training step or an inference pass on synthetic batches (median, peak memory).
+    Bench(commands::bench::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -54,6 +62,10 @@ fn run(cli: Cli) -> Result<()> {
         Command::Train(args) => commands::train::run(*args, &device)?,
         Command::Eval(args) => commands::eval::run(args, &device)?,
         Command::Data(args) => commands::data::run(args)?,
+        Command::Predict(args) => commands::predict::run(args, &device)?,
+        Command::Logits(args) => commands::logits::run(args, &device)?,
+        Command::Export(args) => commands::export::run(args, &device)?,
+        Command::Bench(args) => commands::bench::run(args, &device)?,
     };
     emit(&text)
 }

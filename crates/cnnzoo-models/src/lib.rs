@@ -23,12 +23,14 @@
 
 pub mod blocks;
 pub mod error;
+pub mod fuse;
 pub mod init;
 pub mod models;
 pub mod registry;
 pub mod summary;
 
 pub use error::ModelError;
+pub use fuse::FuseBn;
 pub use models::{Model, ModelConfig};
 pub use registry::{ModelOptions, ModelSpec, create, find, list, spec};
 pub use summary::{FeatureShape, LayerRow, Summarize, Summary};

@@ -67,6 +67,12 @@ pub struct TrainConfig {
     pub test_subset: Option<usize>,
     /// Square input size for ImageFolder data (random-resized crop / center crop).
     pub image_size: usize,
+    /// Weights to start from: a timm / torchvision state dict or a cnnzoo `model.bpk`.
+    #[serde(default)]
+    pub init_weights: Option<PathBuf>,
+    /// With `init_weights`: keep the model's own classifier when the class count differs.
+    #[serde(default)]
+    pub reset_classifier: bool,
 }
 
 impl TrainConfig {
@@ -95,6 +101,8 @@ impl TrainConfig {
             train_subset: None,
             test_subset: None,
             image_size: 224,
+            init_weights: None,
+            reset_classifier: false,
         }
     }
 

@@ -25,7 +25,7 @@ use crate::schedule::Schedule;
 static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Draws every lazily initialised weight now (Burn draws them on first use otherwise).
-fn draw_weights<M: Module>(model: &M) {
+pub(crate) fn draw_weights<M: Module>(model: &M) {
     struct Touch;
     impl burn::module::ModuleVisitor for Touch {
         fn visit_float<const D: usize>(
@@ -38,6 +38,36 @@ fn draw_weights<M: Module>(model: &M) {
     model.visit(&mut Touch);
 }
 
+/// Loads the starting weights of a fresh run (fine-tuning).
+fn start_from(
+    model: cnnzoo_models::Model,
+    path: &Path,
+    config: &TrainConfig,
+) -> Result<cnnzoo_models::Model, TrainError> {
+    if path.extension().is_some_and(|e| e == "bpk") {
+        return model
+            .try_load_file(path)
+            .map_err(|e| TrainError::file(path, format!("not a checkpoint of this model: {e:?}")));
+    }
+    let options = cnnzoo_interop::LoadOptions {
+        non_strict: false,
+        reset_classifier: config.reset_classifier,
+    };
+    let (model, report) = cnnzoo_interop::load_file(model, path, options)
+        .map_err(|e| TrainError::Invalid(e.to_string()))?;
+    eprintln!(
+        "{}: {} tensors loaded{}",
+        path.display(),
+        report.loaded,
+        if report.reset.is_empty() {
+            String::new()
+        } else {
+            format!(", classifier re-initialised ({})", report.reset.join(", "))
+        }
+    );
+    Ok(model)
+}
+
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
@@ -47,7 +77,7 @@ pub struct Outcome {
     pub interrupted: bool,
 }
 
-fn optimizer(config: &TrainConfig) -> ModuleOptimizer {
+pub(crate) fn optimizer(config: &TrainConfig) -> ModuleOptimizer {
     let decay = (config.weight_decay > 0.0).then_some(config.weight_decay);
     // BatchNorm scale/shift and biases: the same optimiser without decay (last group wins).
     let no_decay = ParamGroup::from_any_predicates(vec![".gamma", ".beta", ".bias"]);
@@ -198,6 +228,9 @@ pub fn train(
         draw_weights(&model);
         model
     };
+    if let (None, Some(path)) = (&previous, &config.init_weights) {
+        model = start_from(model, path, &config)?;
+    }
     if let Some(summary_err) = model.summary(data.input).err() {
         return Err(TrainError::Invalid(format!(
             "{} cannot take {:?} inputs: {summary_err}",

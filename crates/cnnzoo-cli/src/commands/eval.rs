@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use burn::module::Module;
 use burn::tensor::Device;
 use cnnzoo_models::{ModelOptions, create};
 use cnnzoo_train::{TrainConfig, data, evaluate::evaluate, plot};
@@ -14,9 +13,12 @@ pub struct Args {
     /// Registered model name.
     #[arg(long)]
     model: String,
-    /// Weights: a `model.bpk` of a checkpoint, or a checkpoint folder (`runs/x/best`).
+    /// Weights: a checkpoint folder (`runs/x/best`), its `model.bpk`, or a timm / torchvision
+    /// state dict (`.safetensors`, `.pth`, `.pt`, `.bin`).
     #[arg(long)]
     weights: PathBuf,
+    #[command(flatten)]
+    flags: super::weights::LoadFlags,
     /// fashion-mnist, mnist, cifar10, cifar100 or folder:PATH.
     #[arg(long)]
     dataset: String,
@@ -44,14 +46,7 @@ pub struct Args {
 pub fn run(args: Args, device: &Device) -> Result<String> {
     super::train::set_threads(args.threads)?;
     super::train::ensure_data(&args.dataset, &args.data_dir, args.download)?;
-    let weights = if args.weights.is_dir() {
-        args.weights.join("model.bpk")
-    } else {
-        args.weights.clone()
-    };
-    if !weights.is_file() {
-        anyhow::bail!("{}: weights file not found", weights.display());
-    }
+    let weights = super::weights::resolve(&args.weights)?;
     let out = args
         .out
         .clone()
@@ -72,16 +67,7 @@ pub fn run(args: Args, device: &Device) -> Result<String> {
             in_channels: Some(data.input[0]),
         },
     )?;
-    let model = model_config
-        .init(device)
-        .try_load_file(&weights)
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "{}: cannot load weights for {}: {e:?}",
-                weights.display(),
-                args.model
-            )
-        })?;
+    let model = super::weights::load(model_config.init(device), &weights, &args.model, args.flags)?;
     let report = evaluate(&model, &data.test, &data.classes, device)?;
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     let json = out.join("eval.json");

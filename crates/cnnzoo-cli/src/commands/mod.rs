@@ -1,10 +1,15 @@
 //! One file per subcommand; each parses its arguments and calls the library.
 
+pub mod bench;
 pub mod data;
 pub mod eval;
+pub mod export;
 pub mod list;
+pub mod logits;
+pub mod predict;
 pub mod summary;
 pub mod train;
+pub mod weights;
 
 use anyhow::{Context, Result};
 use burn::tensor::Device;

@@ -89,6 +89,12 @@ pub struct Args {
     /// Fetch the data set into --data-dir first if its files are missing (never otherwise).
     #[arg(long)]
     download: bool,
+    /// Start from these weights (timm / torchvision state dict or a cnnzoo model.bpk).
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// With --weights: keep this model's classifier when the class count differs (fine-tuning).
+    #[arg(long)]
+    reset_classifier: bool,
 }
 
 /// With `--download`, fetches a known data set whose files are missing from `dir`.
@@ -194,6 +200,13 @@ fn config(a: &Args) -> Result<TrainConfig> {
     c.hflip &= !a.no_flip;
     c.train_subset = a.subset;
     c.test_subset = a.test_subset;
+    if let Some(w) = &a.weights {
+        if !w.is_file() {
+            bail!("{}: weights file not found", w.display());
+        }
+        c.init_weights = Some(w.clone());
+    }
+    c.reset_classifier = a.reset_classifier;
     if let Some(v) = a.image_size {
         c.image_size = v;
     }

@@ -1,0 +1,118 @@
+//! `cnnzoo logits`: run a preprocessed float32 NCHW batch (`.npy`) through a model in eval
+//! mode and write the logits (`.npy`), for scripted comparisons with PyTorch.
+
+use std::io::BufWriter;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use burn::module::Module;
+use burn::tensor::{Device, Tensor, TensorData};
+use cnnzoo_models::{FuseBn, ModelOptions, create};
+use npyz::WriterBuilder;
+
+use super::weights::{LoadFlags, load};
+
+/// Arguments of `cnnzoo logits`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Registered model name.
+    #[arg(long)]
+    model: String,
+    /// Weights: a timm / torchvision state dict or a cnnzoo checkpoint.
+    #[arg(long)]
+    weights: PathBuf,
+    /// Input batch: float32, C order, shape [N, C, H, W].
+    #[arg(long)]
+    input: PathBuf,
+    /// Output logits: float32 [N, classes].
+    #[arg(long)]
+    output: PathBuf,
+    /// Classes of the weights (default: the model's).
+    #[arg(long)]
+    classes: Option<usize>,
+    /// Images per forward pass.
+    #[arg(long, default_value_t = 16)]
+    batch_size: usize,
+    /// Fold BatchNorm into the convolutions first.
+    #[arg(long)]
+    fuse_bn: bool,
+    #[command(flatten)]
+    flags: LoadFlags,
+}
+
+/// Reads an `.npy` float32 array in C order: (shape, values).
+pub fn read_npy(path: &std::path::Path) -> Result<(Vec<usize>, Vec<f32>)> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let npy = npyz::NpyFile::new(&bytes[..])
+        .with_context(|| format!("{}: not a .npy file", path.display()))?;
+    if npy.order() != npyz::Order::C {
+        bail!(
+            "{}: Fortran-ordered array; save it C-ordered (np.ascontiguousarray)",
+            path.display()
+        );
+    }
+    let shape: Vec<usize> = npy.shape().iter().map(|d| *d as usize).collect();
+    let values = npy
+        .into_vec::<f32>()
+        .with_context(|| format!("{}: expected float32 values", path.display()))?;
+    Ok((shape, values))
+}
+
+/// Writes a float32 array as `.npy`.
+pub fn write_npy(path: &std::path::Path, shape: &[usize], values: &[f32]) -> Result<()> {
+    let file =
+        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let dims: Vec<u64> = shape.iter().map(|d| *d as u64).collect();
+    let mut writer = npyz::WriteOptions::new()
+        .default_dtype()
+        .shape(&dims)
+        .writer(BufWriter::new(file))
+        .begin_nd()?;
+    writer.extend(values.iter().copied())?;
+    writer.finish()?;
+    Ok(())
+}
+
+/// Runs `cnnzoo logits`.
+pub fn run(args: Args, device: &Device) -> Result<String> {
+    if args.batch_size == 0 {
+        bail!("--batch-size must be at least 1");
+    }
+    let (shape, values) = read_npy(&args.input)?;
+    let [n, c, h, w] = shape[..] else {
+        bail!(
+            "{}: expected a [N, C, H, W] batch, got shape {shape:?}",
+            args.input.display()
+        );
+    };
+    let options = ModelOptions {
+        num_classes: args.classes,
+        in_channels: Some(c),
+    };
+    let model = create(&args.model, options)?.try_init(device)?;
+    model
+        .summary([c, h, w])
+        .map_err(|e| anyhow::anyhow!("{} cannot take {c}x{h}x{w} inputs: {e}", args.model))?;
+    let model = load(model, &args.weights, &args.model, args.flags)?.valid();
+    let model = if args.fuse_bn { model.fuse_bn() } else { model };
+    let per = c * h * w;
+    let mut logits = Vec::new();
+    let mut classes = 0;
+    for start in (0..n).step_by(args.batch_size) {
+        let b = args.batch_size.min(n - start);
+        let chunk = values[start * per..(start + b) * per].to_vec();
+        let x = Tensor::<4>::from_data(TensorData::new(chunk, [b, c, h, w]), device);
+        let y = model.forward(x);
+        classes = y.dims()[1];
+        logits.extend(
+            y.into_data()
+                .try_to_vec::<f32>()
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?,
+        );
+    }
+    write_npy(&args.output, &[n, classes], &logits)?;
+    Ok(format!(
+        "wrote {} ([{n}, {classes}] logits)\n",
+        args.output.display()
+    ))
+}

@@ -1,0 +1,75 @@
+//! Loading weights for any command: cnnzoo checkpoints (`model.bpk` or a checkpoint folder)
+//! and timm / torchvision state dicts (`.safetensors`, `.pth`, `.pt`, `.bin`).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Result, bail};
+use burn::module::Module;
+use cnnzoo_interop::LoadOptions;
+use cnnzoo_models::Model;
+
+/// How strictly a foreign state dict must fit (flattened into each command's arguments).
+#[derive(clap::Args, Debug, Clone, Copy, Default)]
+pub struct LoadFlags {
+    /// Load the tensors that match and list the rest instead of failing.
+    #[arg(long)]
+    pub non_strict: bool,
+    /// Keep this model's own classifier when the file's has another class count (fine-tuning).
+    #[arg(long)]
+    pub reset_classifier: bool,
+}
+
+/// The file a `--weights` value names: a checkpoint folder means its `model.bpk`.
+pub fn resolve(path: &Path) -> Result<PathBuf> {
+    let file = if path.is_dir() {
+        path.join("model.bpk")
+    } else {
+        path.to_path_buf()
+    };
+    if !file.is_file() {
+        bail!("{}: weights file not found", file.display());
+    }
+    Ok(file)
+}
+
+/// Loads `path` into `model`, by format: Burn's `.bpk` records, else a PyTorch-world state dict
+/// through the key mapping tables. What did not fit in non-strict mode goes to stderr.
+pub fn load(model: Model, path: &Path, name: &str, flags: LoadFlags) -> Result<Model> {
+    let file = resolve(path)?;
+    if file.extension().is_some_and(|e| e == "bpk") {
+        return model.try_load_file(&file).map_err(|e| {
+            anyhow::anyhow!(
+                "{}: not a cnnzoo checkpoint of {name} ({e:?}); a checkpoint of another model or class count?",
+                file.display()
+            )
+        });
+    }
+    let options = LoadOptions {
+        non_strict: flags.non_strict,
+        reset_classifier: flags.reset_classifier,
+    };
+    let (model, report) = cnnzoo_interop::load_state_dict(
+        model,
+        cnnzoo_interop::state_dict::read(&file)?,
+        &file,
+        name,
+        options,
+    )?;
+    eprintln!("{}: loaded {} tensors", file.display(), report.loaded);
+    if report.dropped_aux > 0 {
+        eprintln!(
+            "  {} auxiliary-classifier tensors dropped (the model has no auxiliary heads)",
+            report.dropped_aux
+        );
+    }
+    if !report.reset.is_empty() {
+        eprintln!(
+            "  classifier kept from initialisation: {}",
+            report.reset.join(", ")
+        );
+    }
+    if !report.mismatch.is_empty() {
+        eprint!("  not loaded (--non-strict):\n{}", report.mismatch);
+    }
+    Ok(model)
+}

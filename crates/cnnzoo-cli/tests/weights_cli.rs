@@ -1,0 +1,169 @@
+//! The weight commands end to end through the binary: `logits` on a PyTorch checkpoint,
+//! `export` to timm-keyed safetensors and back, and clear errors for bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn cnnzoo(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_cnnzoo"))
+        .args(args)
+        .output()
+        .expect("the cnnzoo binary runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn checkpoint() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../cnnzoo-interop/tests/fixtures/resnet20_f16.pth")
+}
+
+/// A float32 C-order .npy file, written by hand so the test checks the reader.
+fn write_npy(path: &Path, shape: &[usize], values: &[f32]) {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let mut header = format!(
+        "{{'descr': '<f4', 'fortran_order': False, 'shape': ({},), }}",
+        dims.join(", ")
+    );
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    for v in values {
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// The header and the float32 payload of a .npy file.
+fn read_npy(path: &Path) -> (String, Vec<f32>) {
+    let bytes = std::fs::read(path).unwrap();
+    assert_eq!(&bytes[..6], b"\x93NUMPY");
+    let len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    let header = String::from_utf8(bytes[10..10 + len].to_vec()).unwrap();
+    let values = bytes[10 + len..]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    (header, values)
+}
+
+#[test]
+fn logits_of_a_pytorch_checkpoint_survive_export_and_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let x = dir.path().join("x.npy");
+    let values: Vec<f32> = (0..2 * 3 * 32 * 32)
+        .map(|i| (i as f32 * 0.01).sin())
+        .collect();
+    write_npy(&x, &[2, 3, 32, 32], &values);
+    let y1 = dir.path().join("y1.npy");
+    let ckpt = checkpoint();
+    let (ok, _, err) = cnnzoo(&[
+        "logits",
+        "--model",
+        "resnet20",
+        "--weights",
+        ckpt.to_str().unwrap(),
+        "--input",
+        x.to_str().unwrap(),
+        "--output",
+        y1.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let (header, logits) = read_npy(&y1);
+    assert!(header.contains("(2, 10"), "{header}");
+    assert!(logits.iter().all(|v| v.is_finite()));
+    assert!(logits.iter().any(|v| v.abs() > 1e-3), "{logits:?}");
+
+    let exported = dir.path().join("r20.safetensors");
+    let (ok, out, err) = cnnzoo(&[
+        "export",
+        "--model",
+        "resnet20",
+        "--weights",
+        ckpt.to_str().unwrap(),
+        "--out",
+        exported.to_str().unwrap(),
+    ]);
+    assert!(ok && out.contains("97 tensors"), "{out}{err}");
+    let y2 = dir.path().join("y2.npy");
+    let (ok, _, err) = cnnzoo(&[
+        "logits",
+        "--model",
+        "resnet20",
+        "--weights",
+        exported.to_str().unwrap(),
+        "--input",
+        x.to_str().unwrap(),
+        "--output",
+        y2.to_str().unwrap(),
+        "--fuse-bn",
+    ]);
+    assert!(ok, "{err}");
+    let (_, again) = read_npy(&y2);
+    let scale = logits.iter().fold(0f32, |m, v| m.max(v.abs()));
+    for (a, b) in logits.iter().zip(&again) {
+        assert!((a - b).abs() <= 1e-4 * scale, "{a} vs {b}");
+    }
+}
+
+#[test]
+fn bad_inputs_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = checkpoint();
+    let flat = dir.path().join("flat.npy");
+    write_npy(&flat, &[4, 5], &[0.0; 20]);
+    let (ok, _, err) = cnnzoo(&[
+        "logits",
+        "--model",
+        "resnet20",
+        "--weights",
+        ckpt.to_str().unwrap(),
+        "--input",
+        flat.to_str().unwrap(),
+        "--output",
+        "/dev/null",
+    ]);
+    assert!(!ok && err.contains("[N, C, H, W]"), "{err}");
+    let (ok, _, err) = cnnzoo(&[
+        "logits",
+        "--model",
+        "resnet18",
+        "--weights",
+        ckpt.to_str().unwrap(),
+        "--input",
+        flat.to_str().unwrap(),
+        "--output",
+        "/dev/null",
+    ]);
+    assert!(!ok && err.contains("[N, C, H, W]"), "{err}");
+    let x = dir.path().join("x.npy");
+    write_npy(&x, &[1, 3, 32, 32], &[0.5; 3 * 32 * 32]);
+    let (ok, _, err) = cnnzoo(&[
+        "logits",
+        "--model",
+        "resnet56",
+        "--weights",
+        ckpt.to_str().unwrap(),
+        "--input",
+        x.to_str().unwrap(),
+        "--output",
+        "/dev/null",
+    ]);
+    assert!(!ok && err.contains("missing from the file"), "{err}");
+    let (ok, _, err) = cnnzoo(&[
+        "export",
+        "--model",
+        "resnet20",
+        "--weights",
+        "/no/such/file.pth",
+        "--out",
+        "x.safetensors",
+    ]);
+    assert!(!ok && err.contains("/no/such/file.pth"), "{err}");
+}
