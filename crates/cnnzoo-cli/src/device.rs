@@ -36,7 +36,7 @@ pub fn parse(name: &str) -> Result<Device> {
         ),
         #[cfg(feature = "cuda")]
         "cuda" => probe(name, Device::cuda(index)),
-        "cuda" | "vulkan" | "wgpu" | "rocm" | "metal" => bail!(
+        other if ["cuda", "vulkan", "wgpu", "rocm", "metal"].contains(&other) => bail!(
             "device '{name}' is not compiled into this build (rebuild with `--features {kind}`); available: {}",
             AVAILABLE.join(", ")
         ),
