@@ -41,6 +41,7 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--target", type=float, default=93.0)
     ap.add_argument("--tolerance", type=float, default=0.3)
+    ap.add_argument("--note", default="", help="conditions of the run, appended as written")
     a = ap.parse_args()
     c, p = load(a.cnnzoo), load(a.pytorch)
     rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
@@ -67,7 +68,14 @@ def main():
                 row.append(fmt.format(scale * arm[i][key]) if i < len(arm) else "-")
         lines.append("| " + " | ".join(row) + " |")
     lines.append("")
-    if c and p:
+    if c and p and len(p) < len(c):
+        lines += [
+            f"- The PyTorch arm is incomplete ({len(p)} of {len(c)} epochs): no comparison of the "
+            "final accuracy yet; rerun `bench/fashion_mnist_resnet20.sh pytorch`, then `report`.",
+            f"- cnnzoo final test top-1 **{100.0 * c[-1]['test_top1']:.2f}%** "
+            f"(target >= {a.target:.1f}%: {'met' if 100.0 * c[-1]['test_top1'] >= a.target else 'MISSED'}).",
+        ]
+    elif c and p:
         fc, fp = 100.0 * c[-1]["test_top1"], 100.0 * p[-1]["test_top1"]
         ips_c = sum(m["images_per_sec"] for m in c) / len(c)
         ips_p = sum(m["images_per_sec"] for m in p) / len(p)
@@ -81,6 +89,8 @@ def main():
             f"- Wall time: cnnzoo {sum(m['wall_time_s'] for m in c) / 60:.1f} min, PyTorch "
             f"{sum(m['wall_time_s'] for m in p) / 60:.1f} min.",
         ]
+    if a.note:
+        lines += ["", a.note]
     with open(a.out, "w") as f:
         f.write("\n".join(lines) + "\n")
 
