@@ -36,8 +36,13 @@ pub fn parse(name: &str) -> Result<Device> {
         ),
         #[cfg(feature = "cuda")]
         "cuda" => probe(name, Device::cuda(index)),
-        other if ["cuda", "vulkan", "wgpu", "rocm", "metal"].contains(&other) => bail!(
+        other if ["cuda", "vulkan"].contains(&other) => bail!(
             "device '{name}' is not compiled into this build (rebuild with `--features {kind}`); available: {}",
+            AVAILABLE.join(", ")
+        ),
+        // Burn has these runtimes but cnnzoo does not build them; Vulkan covers most GPUs.
+        other if ["wgpu", "rocm", "metal"].contains(&other) => bail!(
+            "device '{name}': cnnzoo has no {kind} build (its GPU features are `vulkan` and `cuda`); available: {}",
             AVAILABLE.join(", ")
         ),
         _ => bail!(
@@ -88,6 +93,11 @@ mod tests {
             let e = parse("cuda:0").unwrap_err().to_string();
             assert!(e.contains("not compiled") && e.contains("cpu"), "{e}");
         }
+        let e = parse("metal").unwrap_err().to_string();
+        assert!(
+            e.contains("no metal build") && !e.contains("--features metal"),
+            "{e}"
+        );
         let e = parse("tpu").unwrap_err().to_string();
         assert!(e.contains("unknown device 'tpu'"), "{e}");
         assert!(parse("cpu:3").is_err());

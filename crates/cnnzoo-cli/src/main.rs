@@ -41,6 +41,8 @@ enum Command {
     Export(commands::export::Args),
     /// Images/s of a training step or an inference pass on synthetic batches (median, peak memory).
     Bench(commands::bench::Args),
+    /// Per-layer gradient norms and activation statistics of network designs (vanishing gradients).
+    Gradflow(commands::gradflow::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -66,6 +68,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Logits(args) => commands::logits::run(args, &device)?,
         Command::Export(args) => commands::export::run(args, &device)?,
         Command::Bench(args) => commands::bench::run(args, &device)?,
+        Command::Gradflow(args) => commands::gradflow::run(args, &device)?,
     };
     emit(&text)
 }

@@ -26,11 +26,13 @@ pub mod error;
 pub mod fuse;
 pub mod init;
 pub mod models;
+pub mod overrides;
 pub mod registry;
 pub mod summary;
 
 pub use error::ModelError;
 pub use fuse::FuseBn;
 pub use models::{Model, ModelConfig};
+pub use overrides::{Overrides, create_with};
 pub use registry::{ModelOptions, ModelSpec, create, find, list, spec};
 pub use summary::{FeatureShape, LayerRow, Summarize, Summary};

@@ -10,6 +10,7 @@ pub mod config;
 pub mod data;
 pub mod error;
 pub mod evaluate;
+pub mod gradflow;
 pub mod metrics;
 pub mod plot;
 pub mod schedule;

@@ -149,3 +149,101 @@ pub fn confusion(path: &Path, matrix: &[Vec<u64>], classes: &[String]) -> Result
         .map_err(|e| err(path, e))?;
     root.present().map_err(|e| err(path, e))
 }
+
+/// Gradient flow: log10 of each conv unit's weight-gradient norm against its depth, one curve
+/// per arm; left at initialisation, right after the training steps.
+pub fn gradflow(
+    path: &Path,
+    reports: &[crate::gradflow::GradflowReport],
+    title: &str,
+) -> Result<(), TrainError> {
+    font();
+    let root = BitMapBackend::new(path, (1400, 560)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(path, e))?;
+    let root = root
+        .titled(title, ("sans-serif", 22))
+        .map_err(|e| err(path, e))?;
+    let (left, right) = root.split_horizontally(700);
+    // Zero gradients (complete underflow) have no logarithm and are left out of the curve.
+    let curve = |r: &crate::gradflow::GradflowReport, snapshot: usize| -> Curve {
+        r.snapshots
+            .get(snapshot)
+            .map(|s| {
+                s.layers
+                    .iter()
+                    .filter(|l| l.weight_grad_norm > 0.0 && l.weight_grad_norm.is_finite())
+                    .map(|l| (l.index as f64, l.weight_grad_norm.log10()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let all: Vec<f64> = reports
+        .iter()
+        .flat_map(|r| [curve(r, 0), curve(r, 1)])
+        .flatten()
+        .map(|p| p.1)
+        .collect();
+    let lo = all.iter().cloned().fold(f64::MAX, f64::min);
+    let hi = all.iter().cloned().fold(f64::MIN, f64::max);
+    let (lo, hi) = if lo > hi {
+        (-1.0, 1.0)
+    } else {
+        (lo - 0.3, hi + 0.3)
+    };
+    let depth = reports
+        .iter()
+        .flat_map(|r| r.snapshots.iter().map(|s| s.layers.len()))
+        .max()
+        .unwrap_or(2)
+        .max(2) as f64;
+    let palette = [
+        RGBColor(31, 119, 180),
+        RGBColor(214, 39, 40),
+        RGBColor(44, 160, 44),
+        RGBColor(148, 103, 189),
+        RGBColor(255, 127, 14),
+        RGBColor(140, 86, 75),
+        RGBColor(23, 190, 207),
+        RGBColor(127, 127, 127),
+    ];
+    let steps = reports
+        .iter()
+        .find_map(|r| r.snapshots.get(1).map(|s| s.step))
+        .unwrap_or(0);
+    for (snapshot, area, caption) in [
+        (0, &left, "at initialisation".to_string()),
+        (1, &right, format!("after {steps} training steps")),
+    ] {
+        let mut chart = ChartBuilder::on(area)
+            .caption(caption, ("sans-serif", 16))
+            .margin(14)
+            .x_label_area_size(36)
+            .y_label_area_size(64)
+            .build_cartesian_2d(0.0..depth - 1.0, lo..hi)
+            .map_err(|e| err(path, e))?;
+        chart
+            .configure_mesh()
+            .x_desc("conv unit (depth order, 0 = stem)")
+            .y_desc("log10 |dL/dW|")
+            .label_style(("sans-serif", 14))
+            .draw()
+            .map_err(|e| err(path, e))?;
+        for (i, r) in reports.iter().enumerate() {
+            let color = palette[i % palette.len()];
+            chart
+                .draw_series(LineSeries::new(curve(r, snapshot), color.stroke_width(2)))
+                .map_err(|e| err(path, e))?
+                .label(r.arm.label())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 13))
+            .draw()
+            .map_err(|e| err(path, e))?;
+    }
+    root.present().map_err(|e| err(path, e))
+}

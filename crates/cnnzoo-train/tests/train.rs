@@ -1,5 +1,5 @@
 //! Tiny end-to-end training runs on synthetic IDX data written here: outputs, exact resume
-//! after an interruption, NaN detection and refusal to overwrite a run.
+//! after an interruption, NaN detection, refusal to overwrite a run, and gradient flow.
 
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
@@ -203,4 +203,61 @@ fn bad_settings_are_refused() {
     )
     .unwrap_err();
     assert!(e.to_string().contains("no checkpoint"), "{e}");
+}
+
+#[test]
+fn gradient_flow_shows_vanishing_in_a_sigmoid_plain_net_and_not_in_a_resnet() {
+    use cnnzoo_train::gradflow::{Arm, GradflowConfig, run, write_csv};
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    write_data(dir.path(), 96, 16);
+    let config = GradflowConfig {
+        train: config(dir.path(), &dir.path().join("out"), 1),
+        steps: 2,
+    };
+    let device = Device::default();
+    let measure = |spec: &str| run(&spec.parse::<Arm>().unwrap(), &config, &device).unwrap();
+
+    let resnet = measure("resnet20");
+    assert_eq!(resnet.snapshots.len(), 2, "{:?}", resnet.note);
+    assert_eq!(resnet.snapshots[1].step, 2);
+    let layers = &resnet.snapshots[0].layers;
+    // Stem plus two conv units in each of nine basic blocks; option A has no projections.
+    assert_eq!(layers.len(), 19);
+    assert_eq!(layers[0].name, "stem.conv");
+    assert_eq!(layers[18].name, "stages.2.2.conv2");
+    for l in layers {
+        assert!(
+            l.weight_grad_norm > 0.0 && l.weight_grad_norm.is_finite(),
+            "{l:?}"
+        );
+        assert!(l.output_grad_norm > 0.0 && l.act_std > 0.0, "{l:?}");
+    }
+    let plain = measure("plain20:act=sigmoid,norm=none");
+    let (r_plain, r_res) = (plain.snapshots[0].ratio(), resnet.snapshots[0].ratio());
+    assert!(
+        r_plain > 1e3,
+        "sigmoid plain net: last/first gradient ratio {r_plain}"
+    );
+    assert!(r_res < 10.0, "resnet20: last/first gradient ratio {r_res}");
+    assert!(plain.snapshots[0].output_ratio() > 1e3);
+
+    // Option B adds a projection unit where the shape changes, seen in depth order.
+    let b = measure("resnet20:shortcut=B");
+    let names: Vec<&str> = b.snapshots[0]
+        .layers
+        .iter()
+        .map(|l| l.name.as_str())
+        .collect();
+    assert_eq!(names.len(), 21);
+    assert!(names.contains(&"stages.1.0.downsample"), "{names:?}");
+
+    let csv = dir.path().join("r.csv");
+    write_csv(&csv, &resnet).unwrap();
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert!(text.starts_with("step,index,name,weight_grad_norm"));
+    assert_eq!(text.lines().count(), 1 + 2 * 19);
+
+    let e = run(&"densenet40_k12".parse::<Arm>().unwrap(), &config, &device).unwrap_err();
+    assert!(e.to_string().contains("residual family"), "{e}");
 }

@@ -10,15 +10,8 @@ use cnnzoo_train::{TrainConfig, data, evaluate::evaluate, plot};
 /// Arguments of `cnnzoo eval`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Registered model name.
-    #[arg(long)]
-    model: String,
-    /// Weights: a checkpoint folder (`runs/x/best`), its `model.bpk`, or a timm / torchvision
-    /// state dict (`.safetensors`, `.pth`, `.pt`, `.bin`).
-    #[arg(long)]
-    weights: PathBuf,
     #[command(flatten)]
-    flags: super::weights::LoadFlags,
+    src: super::weights::ModelWeights,
     /// fashion-mnist, mnist, cifar10, cifar100 or folder:PATH.
     #[arg(long)]
     dataset: String,
@@ -46,13 +39,13 @@ pub struct Args {
 pub fn run(args: Args, device: &Device) -> Result<String> {
     super::train::set_threads(args.threads)?;
     super::train::ensure_data(&args.dataset, &args.data_dir, args.download)?;
-    let weights = super::weights::resolve(&args.weights)?;
+    let weights = super::weights::resolve(&args.src.weights)?;
     let out = args
         .out
         .clone()
         .unwrap_or_else(|| weights.parent().map(PathBuf::from).unwrap_or_default());
     let mut config = TrainConfig::new(
-        &args.model,
+        &args.src.model,
         &args.dataset,
         args.data_dir.clone(),
         out.clone(),
@@ -61,13 +54,18 @@ pub fn run(args: Args, device: &Device) -> Result<String> {
     config.test_subset = args.subset;
     let data = data::open(&config)?;
     let model_config = create(
-        &args.model,
+        &args.src.model,
         ModelOptions {
             num_classes: Some(data.classes.len()),
             in_channels: Some(data.input[0]),
         },
     )?;
-    let model = super::weights::load(model_config.init(device), &weights, &args.model, args.flags)?;
+    let model = super::weights::load(
+        model_config.init(device),
+        &weights,
+        &args.src.model,
+        args.src.flags,
+    )?;
     let report = evaluate(&model, &data.test, &data.classes, device)?;
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     let json = out.join("eval.json");
@@ -77,7 +75,7 @@ pub fn run(args: Args, device: &Device) -> Result<String> {
     plot::confusion(&png, &report.confusion, &report.classes)?;
     let mut text = format!(
         "{} on {} ({} samples): loss {:.4}, top-1 {:.2}%, top-5 {:.2}%\n\nper class:\n",
-        args.model,
+        args.src.model,
         args.dataset,
         report.samples,
         report.loss,

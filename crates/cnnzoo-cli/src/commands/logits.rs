@@ -10,17 +10,13 @@ use burn::tensor::{Device, Tensor, TensorData};
 use cnnzoo_models::{FuseBn, ModelOptions, create};
 use npyz::WriterBuilder;
 
-use super::weights::{LoadFlags, load};
+use super::weights::ModelWeights;
 
 /// Arguments of `cnnzoo logits`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Registered model name.
-    #[arg(long)]
-    model: String,
-    /// Weights: a timm / torchvision state dict or a cnnzoo checkpoint.
-    #[arg(long)]
-    weights: PathBuf,
+    #[command(flatten)]
+    src: ModelWeights,
     /// Input batch: float32, C order, shape [N, C, H, W].
     #[arg(long)]
     input: PathBuf,
@@ -36,8 +32,6 @@ pub struct Args {
     /// Fold BatchNorm into the convolutions first.
     #[arg(long)]
     fuse_bn: bool,
-    #[command(flatten)]
-    flags: LoadFlags,
 }
 
 /// Reads an `.npy` float32 array in C order: (shape, values).
@@ -89,11 +83,11 @@ pub fn run(args: Args, device: &Device) -> Result<String> {
         num_classes: args.classes,
         in_channels: Some(c),
     };
-    let model = create(&args.model, options)?.try_init(device)?;
+    let model = create(&args.src.model, options)?.try_init(device)?;
     model
         .summary([c, h, w])
-        .map_err(|e| anyhow::anyhow!("{} cannot take {c}x{h}x{w} inputs: {e}", args.model))?;
-    let model = load(model, &args.weights, &args.model, args.flags)?.valid();
+        .map_err(|e| anyhow::anyhow!("{} cannot take {c}x{h}x{w} inputs: {e}", args.src.model))?;
+    let model = args.src.load_into(model)?.valid();
     let model = if args.fuse_bn { model.fuse_bn() } else { model };
     let per = c * h * w;
     let mut logits = Vec::new();

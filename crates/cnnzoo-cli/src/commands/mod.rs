@@ -4,6 +4,7 @@ pub mod bench;
 pub mod data;
 pub mod eval;
 pub mod export;
+pub mod gradflow;
 pub mod list;
 pub mod logits;
 pub mod predict;

@@ -9,17 +9,13 @@ use cnnzoo_interop::predict::{Interpolation, Preprocess, imagenet_classes, softm
 use cnnzoo_models::{FuseBn, ModelOptions, create};
 use serde::Serialize;
 
-use super::weights::{LoadFlags, load};
+use super::weights::ModelWeights;
 
 /// Arguments of `cnnzoo predict`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Registered model name.
-    #[arg(long)]
-    model: String,
-    /// Weights: a timm / torchvision state dict or a cnnzoo checkpoint.
-    #[arg(long)]
-    weights: PathBuf,
+    #[command(flatten)]
+    src: ModelWeights,
     /// Images (PNG or JPEG).
     #[arg(required = true)]
     images: Vec<PathBuf>,
@@ -47,8 +43,6 @@ pub struct Args {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
-    #[command(flatten)]
-    flags: LoadFlags,
 }
 
 #[derive(Serialize)]
@@ -66,7 +60,7 @@ struct Prediction {
 
 /// Runs `cnnzoo predict`.
 pub fn run(args: Args, device: &Device) -> Result<String> {
-    let mut pre = Preprocess::for_model(&args.model);
+    let mut pre = Preprocess::for_model(&args.src.model);
     if let Some(v) = args.size {
         pre.size = v;
     }
@@ -90,14 +84,8 @@ pub fn run(args: Args, device: &Device) -> Result<String> {
         }
         pre.std = [v[0], v[1], v[2]];
     }
-    let config = create(&args.model, ModelOptions::default())?;
-    let model = load(
-        config.try_init(device)?,
-        &args.weights,
-        &args.model,
-        args.flags,
-    )?
-    .valid();
+    let config = create(&args.src.model, ModelOptions::default())?;
+    let model = args.src.load_into(config.try_init(device)?)?.valid();
     let model = if args.fuse_bn { model.fuse_bn() } else { model };
     let names = imagenet_classes();
     let mut out = Vec::new();

@@ -19,6 +19,28 @@ pub struct LoadFlags {
     pub reset_classifier: bool,
 }
 
+/// A registered model and the weights to load into it (the arguments eval, logits and predict
+/// share).
+#[derive(clap::Args, Debug, Clone)]
+pub struct ModelWeights {
+    /// Registered model name.
+    #[arg(long)]
+    pub model: String,
+    /// Weights: a checkpoint folder (`runs/x/best`), its `model.bpk`, or a timm / torchvision
+    /// state dict (`.safetensors`, `.pth`, `.pt`, `.bin`).
+    #[arg(long)]
+    pub weights: PathBuf,
+    #[command(flatten)]
+    pub flags: LoadFlags,
+}
+
+impl ModelWeights {
+    /// Loads these weights into `model` (see [`load`]).
+    pub fn load_into(&self, model: Model) -> Result<Model> {
+        load(model, &self.weights, &self.model, self.flags)
+    }
+}
+
 /// The file a `--weights` value names: a checkpoint folder means its `model.bpk`.
 pub fn resolve(path: &Path) -> Result<PathBuf> {
     let file = if path.is_dir() {

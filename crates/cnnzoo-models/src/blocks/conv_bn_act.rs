@@ -180,6 +180,16 @@ pub struct ConvBnAct {
     pub act: Option<Activation>,
 }
 
+/// An observer of a forward pass: called with each conv unit's name, the unit and its output,
+/// in depth order; what it returns continues the pass. The gradient-flow analysis adds
+/// zero-valued probes here to read the gradient with respect to each unit's output.
+pub type UnitTap<'a> = &'a mut dyn FnMut(&str, &ConvBnAct, Tensor<4>) -> Tensor<4>;
+
+/// The tap of an ordinary forward pass: leaves every output as it is.
+pub fn no_tap(_: &str, _: &ConvBnAct, x: Tensor<4>) -> Tensor<4> {
+    x
+}
+
 impl ConvBnAct {
     /// Applies conv, norm and activation.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {

@@ -9,7 +9,7 @@ pub mod residual;
 pub mod squeeze_excite;
 pub mod stem;
 
-pub use conv_bn_act::{Activation, BnActConv, ConvBnAct, ConvBnActConfig, Norm};
+pub use conv_bn_act::{Activation, BnActConv, ConvBnAct, ConvBnActConfig, Norm, UnitTap, no_tap};
 pub use head::{Head, HeadKind};
 pub use pool::{Pool2d, PoolKind};
 pub use residual::{BlockKind, ResidualBlock, ResidualBlockConfig, ShortcutKind};

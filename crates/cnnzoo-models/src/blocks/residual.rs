@@ -9,7 +9,7 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor, s};
 use serde::{Deserialize, Serialize};
 
-use super::conv_bn_act::{Activation, ConvBnAct, ConvBnActConfig, Norm};
+use super::conv_bn_act::{Activation, ConvBnAct, ConvBnActConfig, Norm, UnitTap, no_tap};
 use super::squeeze_excite::{SePosition, SeSettings, SqueezeExcite};
 use crate::summary::{FeatureShape, ShapeError, Summarize, Summary, join};
 
@@ -268,19 +268,28 @@ impl ResidualBlock {
 
     /// The residual function F(x) (including an SE-PRE unit, excluding standard SE).
     pub fn branch(&self, x: Tensor<4>) -> Tensor<4> {
+        self.branch_tapped(x, &mut no_tap)
+    }
+
+    fn branch_tapped(&self, x: Tensor<4>, tap: UnitTap) -> Tensor<4> {
         let x = match self.se_at(SePosition::Pre) {
             Some(se) => se.forward(x),
             None => x,
         };
-        let y = self.conv2.forward(self.conv1.forward(x));
+        let y = tap("conv1", &self.conv1, self.conv1.forward(x));
+        let y = tap("conv2", &self.conv2, self.conv2.forward(y));
         match &self.conv3 {
-            Some(c) => c.forward(y),
+            Some(c) => tap("conv3", c, c.forward(y)),
             None => y,
         }
     }
 
     /// The shortcut path, or `None` for a plain block.
     pub fn shortcut(&self, x: Tensor<4>) -> Option<Tensor<4>> {
+        self.shortcut_tapped(x, &mut no_tap)
+    }
+
+    fn shortcut_tapped(&self, x: Tensor<4>, tap: UnitTap) -> Option<Tensor<4>> {
         let sc = match self.shortcut {
             Shortcut::None => return None,
             Shortcut::Identity => x,
@@ -289,7 +298,7 @@ impl ResidualBlock {
                 extra_channels,
             } => zero_pad_shortcut(x, stride, extra_channels),
             Shortcut::Projection => match &self.downsample {
-                Some(ds) => ds.forward(x),
+                Some(ds) => tap("downsample", ds, ds.forward(x)),
                 None => x,
             },
         };
@@ -301,8 +310,17 @@ impl ResidualBlock {
 
     /// y = act(F(x) + shortcut(x)), with the SE unit where it was configured.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let y = self.branch(x.clone());
-        let y = match (self.shortcut(x), self.se_at(SePosition::Standard)) {
+        self.forward_tapped(x, &mut no_tap)
+    }
+
+    /// [`forward`](Self::forward), showing each conv unit's output to `tap` (`conv1`, `conv2`,
+    /// `conv3`, `downsample`, in that order).
+    pub fn forward_tapped(&self, x: Tensor<4>, tap: UnitTap) -> Tensor<4> {
+        let y = self.branch_tapped(x.clone(), &mut *tap);
+        let y = match (
+            self.shortcut_tapped(x, tap),
+            self.se_at(SePosition::Standard),
+        ) {
             (Some(sc), Some(se)) => se.forward_add(y, sc),
             (Some(sc), None) => y + sc,
             (None, Some(se)) => se.forward(y),

@@ -4,7 +4,7 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::conv_bn_act::{ConvBnAct, ConvBnActConfig};
+use super::conv_bn_act::{ConvBnAct, ConvBnActConfig, UnitTap, no_tap};
 use super::pool::Pool2d;
 use crate::summary::{FeatureShape, ShapeError, Summarize, Summary, join};
 
@@ -50,7 +50,12 @@ impl Stem {
 
     /// Applies the convolution unit and the pool.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = self.conv.forward(x);
+        self.forward_tapped(x, &mut no_tap)
+    }
+
+    /// [`forward`](Self::forward), showing the convolution unit's output to `tap` as `conv`.
+    pub fn forward_tapped(&self, x: Tensor<4>, tap: UnitTap) -> Tensor<4> {
+        let x = tap("conv", &self.conv, self.conv.forward(x));
         match &self.pool {
             Some(p) => p.forward(x),
             None => x,

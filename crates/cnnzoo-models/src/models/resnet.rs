@@ -8,7 +8,7 @@ use burn::tensor::{Device, Tensor};
 use crate::blocks::squeeze_excite::SeSettings;
 use crate::blocks::{
     Activation, BlockKind, Head, HeadKind, Norm, ResidualBlock, ResidualBlockConfig, ShortcutKind,
-    Stem,
+    Stem, UnitTap, no_tap,
 };
 use crate::error::ModelError;
 use crate::summary::{FeatureShape, ShapeError, Summarize, Summary, join};
@@ -146,11 +146,29 @@ pub struct ResNet {
 impl ResNet {
     /// Feature map before the head.
     pub fn forward_features(&self, x: Tensor<4>) -> Tensor<4> {
-        let mut x = self.stem.forward(x);
-        for block in self.stages.iter().flatten() {
-            x = block.forward(x);
+        self.forward_features_tapped(x, &mut no_tap)
+    }
+
+    /// [`forward_features`](Self::forward_features), showing every conv unit's output to `tap`
+    /// in depth order, named by its path (`stem.conv`, `stages.0.1.conv2`, ...).
+    pub fn forward_features_tapped(&self, x: Tensor<4>, tap: UnitTap) -> Tensor<4> {
+        let mut x = self.stem.forward_tapped(x, &mut |role, unit, t| {
+            tap(&format!("stem.{role}"), unit, t)
+        });
+        for (i, stage) in self.stages.iter().enumerate() {
+            for (j, block) in stage.iter().enumerate() {
+                x = block.forward_tapped(x, &mut |role, unit, t| {
+                    tap(&format!("stages.{i}.{j}.{role}"), unit, t)
+                });
+            }
         }
         x
+    }
+
+    /// Logits, with every conv unit's output shown to `tap` (see
+    /// [`forward_features_tapped`](Self::forward_features_tapped)).
+    pub fn forward_tapped(&self, x: Tensor<4>, tap: UnitTap) -> Tensor<2> {
+        self.head.forward(self.forward_features_tapped(x, tap))
     }
 
     /// Logits `[N, classes]` for images `[N, C, H, W]`.

@@ -1,0 +1,185 @@
+//! `cnnzoo gradflow`: per-layer gradient norms and activation statistics of one or more
+//! network designs, at initialisation and after a few training steps, as CSV, JSON and a PNG.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use burn::tensor::Device;
+use cnnzoo_models::Overrides;
+use cnnzoo_models::blocks::squeeze_excite::SePosition;
+use cnnzoo_models::blocks::{Activation, Norm, ShortcutKind};
+use cnnzoo_train::gradflow::{
+    Arm, ENDS, GradflowConfig, GradflowReport, run as measure, write_csv,
+};
+use cnnzoo_train::{TrainConfig, plot};
+
+/// Arguments of `cnnzoo gradflow`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Registered residual-family model (with the override flags below: one arm).
+    #[arg(long)]
+    model: Option<String>,
+    /// Non-linearity: relu, sigmoid or tanh.
+    #[arg(long)]
+    act: Option<Activation>,
+    /// Normalisation: batchnorm or none.
+    #[arg(long)]
+    norm: Option<Norm>,
+    /// Shortcut: A (zero-pad), B (projection where the shape changes), C (all), none.
+    #[arg(long)]
+    shortcut: Option<ShortcutKind>,
+    /// SE reduction ratio (adds SE units to a network without them).
+    #[arg(long)]
+    se_reduction: Option<usize>,
+    /// SE position: standard, pre, post, identity.
+    #[arg(long)]
+    se_position: Option<SePosition>,
+    /// More arms to compare, as MODEL[:key=value,...] with keys act, norm, shortcut, se_r,
+    /// se_pos (e.g. plain56:act=sigmoid,norm=none). Repeatable.
+    #[arg(long = "arm")]
+    arms: Vec<String>,
+    /// fashion-mnist, mnist, cifar10, cifar100 or folder:PATH.
+    #[arg(long)]
+    dataset: String,
+    /// Folder holding the data set's files.
+    #[arg(long, default_value = "data")]
+    data_dir: PathBuf,
+    /// Fetch the data set into --data-dir first if its files are missing.
+    #[arg(long)]
+    download: bool,
+    /// Training steps between the two measurements.
+    #[arg(long, default_value_t = 20)]
+    steps: usize,
+    /// Batch size.
+    #[arg(long, default_value_t = 128)]
+    batch_size: usize,
+    /// Learning rate of the SGD steps (momentum 0.9, weight decay 5e-4).
+    #[arg(long, default_value_t = 0.01)]
+    lr: f64,
+    /// Seed of initialisation and batch order (the same for every arm).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Output folder: one CSV per arm, gradflow.json, gradflow.png.
+    #[arg(long, default_value = "runs/gradflow")]
+    out: PathBuf,
+}
+
+impl Args {
+    fn arms(&self) -> Result<Vec<Arm>> {
+        let overrides = Overrides {
+            act: self.act,
+            norm: self.norm,
+            shortcut: self.shortcut,
+            se_reduction: self.se_reduction,
+            se_position: self.se_position,
+        };
+        let mut arms = Vec::new();
+        match &self.model {
+            Some(model) => arms.push(Arm {
+                model: model.clone(),
+                overrides,
+            }),
+            None if !overrides.is_empty() => {
+                bail!("--act, --norm, --shortcut and --se-* apply to --model; give --model too")
+            }
+            None => {}
+        }
+        for spec in &self.arms {
+            arms.push(
+                spec.parse()
+                    .map_err(|e| anyhow::anyhow!("--arm {spec}: {e}"))?,
+            );
+        }
+        if arms.is_empty() {
+            bail!("nothing to measure: give --model NAME and/or --arm MODEL[:key=value,...]");
+        }
+        Ok(arms)
+    }
+}
+
+fn fmt_ratio(r: f64) -> String {
+    if r.is_finite() {
+        format!("{r:.2e}")
+    } else if r.is_infinite() {
+        // The first units' gradient underflowed to exactly zero in f32.
+        "inf".into()
+    } else {
+        "n/a".into()
+    }
+}
+
+/// Runs `cnnzoo gradflow`.
+pub fn run(args: Args, device: &Device) -> Result<String> {
+    super::train::set_threads(args.threads)?;
+    let arms = args.arms()?;
+    if args.batch_size == 0 {
+        bail!("--batch-size must be at least 1");
+    }
+    super::train::ensure_data(&args.dataset, &args.data_dir, args.download)?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let mut train = TrainConfig::new(
+        &arms[0].model,
+        &args.dataset,
+        args.data_dir.clone(),
+        args.out.clone(),
+    );
+    train.batch_size = args.batch_size;
+    train.lr = args.lr;
+    train.seed = args.seed;
+    let config = GradflowConfig {
+        train,
+        steps: args.steps,
+    };
+    let mut reports: Vec<GradflowReport> = Vec::new();
+    let mut text = format!(
+        "gradient flow on {} (batch {}, {} SGD steps at lr {}); ratio = mean |dL/dW| of the last {ENDS} conv units / first {ENDS} (1: no vanishing)\n\n",
+        args.dataset, args.batch_size, args.steps, args.lr
+    );
+    text += &format!(
+        "{:<40} {:>14} {:>14} {:>16}\n",
+        "arm", "ratio at init", "ratio after", "dL/dout ratio"
+    );
+    for arm in &arms {
+        let report = measure(arm, &config, device)?;
+        let csv = args.out.join(format!("{}.csv", arm.file_stem()));
+        write_csv(&csv, &report)?;
+        let init = &report.snapshots[0];
+        let after = report
+            .snapshots
+            .get(1)
+            .map(|s| fmt_ratio(s.ratio()))
+            .unwrap_or_else(|| "diverged".into());
+        let line = format!(
+            "{:<40} {:>14} {:>14} {:>16}\n",
+            arm.label(),
+            fmt_ratio(init.ratio()),
+            after,
+            fmt_ratio(init.output_ratio())
+        );
+        eprint!("{line}");
+        text += &line;
+        if let Some(note) = &report.note {
+            text += &format!("  {}: {note}\n", arm.label());
+        }
+        reports.push(report);
+        // Written after every arm so an interrupted comparison keeps what it measured.
+        let json = args.out.join("gradflow.json");
+        std::fs::write(&json, serde_json::to_string_pretty(&reports)?)
+            .with_context(|| format!("cannot write {}", json.display()))?;
+    }
+    let png = args.out.join("gradflow.png");
+    plot::gradflow(
+        &png,
+        &reports,
+        &format!("weight-gradient norm per conv unit ({})", args.dataset),
+    )?;
+    text += &format!(
+        "\nwrote {} (one CSV per arm, gradflow.json, gradflow.png)\n",
+        args.out.display()
+    );
+    Ok(text)
+}
