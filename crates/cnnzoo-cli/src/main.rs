@@ -43,6 +43,8 @@ enum Command {
     Bench(commands::bench::Args),
     /// Per-layer gradient norms and activation statistics of network designs (vanishing gradients).
     Gradflow(commands::gradflow::Args),
+    /// Train the arms of an experiment of the notes (degradation, shortcuts, se) and report.
+    Experiment(commands::experiment::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -69,6 +71,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Export(args) => commands::export::run(args, &device)?,
         Command::Bench(args) => commands::bench::run(args, &device)?,
         Command::Gradflow(args) => commands::gradflow::run(args, &device)?,
+        Command::Experiment(args) => commands::experiment::run(args, &device)?,
     };
     emit(&text)
 }

@@ -28,6 +28,10 @@ pub struct Overrides {
     /// Where the SE units sit; on a network without SE this adds SE units (r = 16).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub se_position: Option<SePosition>,
+    /// Rounding of the SE reduced width (timm: 8; 1 keeps channels / r exactly, as the SE
+    /// paper's ratio sweep needs on narrow CIFAR networks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub se_divisor: Option<usize>,
 }
 
 impl Overrides {
@@ -68,6 +72,9 @@ impl Overrides {
         if let Some(p) = self.se_position {
             parts.push(format!("se_pos={p:?}").to_ascii_lowercase());
         }
+        if let Some(d) = self.se_divisor {
+            parts.push(format!("se_div={d}"));
+        }
         parts.join(",")
     }
 
@@ -95,7 +102,7 @@ impl Overrides {
         if let Some(s) = self.shortcut {
             c.shortcut = s;
         }
-        if self.se_reduction.is_some() || self.se_position.is_some() {
+        if self.se_reduction.is_some() || self.se_position.is_some() || self.se_divisor.is_some() {
             let mut se = c.se.take().unwrap_or_else(SeSettings::new);
             if let Some(r) = self.se_reduction {
                 if r == 0 {
@@ -109,6 +116,15 @@ impl Overrides {
             if let Some(p) = self.se_position {
                 se.position = p;
             }
+            if let Some(d) = self.se_divisor {
+                if d == 0 {
+                    return Err(ModelError::InvalidConfig {
+                        model: name.into(),
+                        reason: "the SE width divisor must be at least 1".into(),
+                    });
+                }
+                se.divisor = d;
+            }
             c.se = Some(se);
         }
         let config = ModelConfig::ResNet(c);
@@ -121,7 +137,7 @@ impl std::str::FromStr for Overrides {
     type Err = String;
 
     /// Parses the [`label`](Overrides::label) syntax: `key=value` pairs separated by commas,
-    /// keys `act`, `norm`, `shortcut`, `se_r`, `se_pos`.
+    /// keys `act`, `norm`, `shortcut`, `se_r`, `se_pos`, `se_div`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let mut o = Overrides::default();
         for pair in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -141,9 +157,16 @@ impl std::str::FromStr for Overrides {
                     )
                 }
                 "se_pos" | "se_position" => o.se_position = Some(value.parse()?),
+                "se_div" | "se_divisor" => {
+                    o.se_divisor = Some(
+                        value
+                            .parse()
+                            .map_err(|_| format!("se_div: '{value}' is not a whole number"))?,
+                    )
+                }
                 other => {
                     return Err(format!(
-                        "unknown override '{other}' (known: act, norm, shortcut, se_r, se_pos)"
+                        "unknown override '{other}' (known: act, norm, shortcut, se_r, se_pos, se_div)"
                     ));
                 }
             }
@@ -214,6 +237,19 @@ mod tests {
         let with_se = create_with("resnet20", ModelOptions::default(), &se).unwrap();
         let without = create("resnet20", ModelOptions::default()).unwrap();
         assert!(with_se.init(&device).num_params() > without.init(&device).num_params());
+        // timm rounds 16 / 16 up to 8 channels; divisor 1 keeps the paper's 16 / r.
+        let params = |spec: &str| {
+            create_with(
+                "seresnet20",
+                ModelOptions::default(),
+                &spec.parse().unwrap(),
+            )
+            .unwrap()
+            .init(&device)
+            .num_params()
+        };
+        assert_eq!(params("se_r=16"), params("se_r=32"));
+        assert!(params("se_r=16,se_div=1") > params("se_r=32,se_div=1"));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use cnnzoo_models::Overrides;
 use serde::{Deserialize, Serialize};
 
 pub use crate::schedule::ScheduleKind;
@@ -31,6 +32,9 @@ pub enum OptimizerKind {
 pub struct TrainConfig {
     /// Registered model name.
     pub model: String,
+    /// Design changes to the registered model (activation, normalisation, shortcut, SE).
+    #[serde(default, skip_serializing_if = "Overrides::is_empty")]
+    pub overrides: Overrides,
     /// `fashion-mnist`, `mnist`, `cifar10`, `cifar100` or `folder:PATH`.
     pub dataset: String,
     /// Where the data set's files are.
@@ -80,6 +84,7 @@ impl TrainConfig {
     pub fn new(model: &str, dataset: &str, data_dir: PathBuf, out: PathBuf) -> Self {
         TrainConfig {
             model: model.into(),
+            overrides: Overrides::default(),
             dataset: dataset.into(),
             data_dir,
             out,

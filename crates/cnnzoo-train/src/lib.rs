@@ -4,18 +4,21 @@
 
 #![warn(missing_docs)]
 
+pub mod arm;
 pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod error;
 pub mod evaluate;
+pub mod experiment;
 pub mod gradflow;
 pub mod metrics;
 pub mod plot;
 pub mod schedule;
 pub mod trainer;
 
+pub use arm::Arm;
 pub use config::{OptimizerKind, ScheduleKind, TrainConfig};
 pub use error::TrainError;
 pub use trainer::{Outcome, train};

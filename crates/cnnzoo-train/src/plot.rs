@@ -150,95 +150,80 @@ pub fn confusion(path: &Path, matrix: &[Vec<u64>], classes: &[String]) -> Result
     root.present().map_err(|e| err(path, e))
 }
 
-/// Gradient flow: log10 of each conv unit's weight-gradient norm against its depth, one curve
-/// per arm; left at initialisation, right after the training steps.
-pub fn gradflow(
+/// One labelled curve of a multi-curve panel.
+type Labelled = (String, Curve);
+
+const PALETTE: [RGBColor; 10] = [
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(148, 103, 189),
+    RGBColor(255, 127, 14),
+    RGBColor(140, 86, 75),
+    RGBColor(23, 190, 207),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(227, 119, 194),
+];
+
+/// Side-by-side panels of several labelled curves each, sharing one y range and one colour
+/// per label; each panel is (caption, y axis label, curves).
+fn panels(
     path: &Path,
-    reports: &[crate::gradflow::GradflowReport],
     title: &str,
+    x_desc: &str,
+    content: &[(String, &str, Vec<Labelled>)],
 ) -> Result<(), TrainError> {
     font();
-    let root = BitMapBackend::new(path, (1400, 560)).into_drawing_area();
+    let width = 700 * content.len().max(1) as u32;
+    let root = BitMapBackend::new(path, (width, 560)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(path, e))?;
     let root = root
         .titled(title, ("sans-serif", 22))
         .map_err(|e| err(path, e))?;
-    let (left, right) = root.split_horizontally(700);
-    // Zero gradients (complete underflow) have no logarithm and are left out of the curve.
-    let curve = |r: &crate::gradflow::GradflowReport, snapshot: usize| -> Curve {
-        r.snapshots
-            .get(snapshot)
-            .map(|s| {
-                s.layers
-                    .iter()
-                    .filter(|l| l.weight_grad_norm > 0.0 && l.weight_grad_norm.is_finite())
-                    .map(|l| (l.index as f64, l.weight_grad_norm.log10()))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let all: Vec<f64> = reports
-        .iter()
-        .flat_map(|r| [curve(r, 0), curve(r, 1)])
-        .flatten()
-        .map(|p| p.1)
-        .collect();
-    let lo = all.iter().cloned().fold(f64::MAX, f64::min);
-    let hi = all.iter().cloned().fold(f64::MIN, f64::max);
-    let (lo, hi) = if lo > hi {
-        (-1.0, 1.0)
+    let points = || content.iter().flat_map(|p| &p.2).flat_map(|c| &c.1);
+    let (x_lo, x_hi, lo, hi) = points().fold(
+        (f64::MAX, f64::MIN, f64::MAX, f64::MIN),
+        |(a, b, c, d), p| (a.min(p.0), b.max(p.0), c.min(p.1), d.max(p.1)),
+    );
+    let (x_lo, x_hi) = if x_lo >= x_hi {
+        (0.0, 1.0)
     } else {
-        (lo - 0.3, hi + 0.3)
+        (x_lo, x_hi)
     };
-    let depth = reports
-        .iter()
-        .flat_map(|r| r.snapshots.iter().map(|s| s.layers.len()))
-        .max()
-        .unwrap_or(2)
-        .max(2) as f64;
-    let palette = [
-        RGBColor(31, 119, 180),
-        RGBColor(214, 39, 40),
-        RGBColor(44, 160, 44),
-        RGBColor(148, 103, 189),
-        RGBColor(255, 127, 14),
-        RGBColor(140, 86, 75),
-        RGBColor(23, 190, 207),
-        RGBColor(127, 127, 127),
-    ];
-    let steps = reports
-        .iter()
-        .find_map(|r| r.snapshots.get(1).map(|s| s.step))
-        .unwrap_or(0);
-    for (snapshot, area, caption) in [
-        (0, &left, "at initialisation".to_string()),
-        (1, &right, format!("after {steps} training steps")),
-    ] {
+    let (lo, hi) = if lo > hi {
+        (0.0, 1.0)
+    } else {
+        let pad = ((hi - lo) * 0.06).max(1e-3);
+        (lo - pad, hi + pad)
+    };
+    let areas = root.split_evenly((1, content.len().max(1)));
+    for (area, (caption, y_desc, curves)) in areas.iter().zip(content) {
         let mut chart = ChartBuilder::on(area)
             .caption(caption, ("sans-serif", 16))
             .margin(14)
             .x_label_area_size(36)
             .y_label_area_size(64)
-            .build_cartesian_2d(0.0..depth - 1.0, lo..hi)
+            .build_cartesian_2d(x_lo..x_hi, lo..hi)
             .map_err(|e| err(path, e))?;
         chart
             .configure_mesh()
-            .x_desc("conv unit (depth order, 0 = stem)")
-            .y_desc("log10 |dL/dW|")
+            .x_desc(x_desc)
+            .y_desc(*y_desc)
             .label_style(("sans-serif", 14))
             .draw()
             .map_err(|e| err(path, e))?;
-        for (i, r) in reports.iter().enumerate() {
-            let color = palette[i % palette.len()];
+        for (i, (label, curve)) in curves.iter().enumerate() {
+            let color = PALETTE[i % PALETTE.len()];
             chart
-                .draw_series(LineSeries::new(curve(r, snapshot), color.stroke_width(2)))
+                .draw_series(LineSeries::new(curve.clone(), color.stroke_width(2)))
                 .map_err(|e| err(path, e))?
-                .label(r.arm.label())
+                .label(label.as_str())
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color));
         }
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
+            .position(SeriesLabelPosition::UpperRight)
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
             .label_font(("sans-serif", 13))
@@ -246,4 +231,84 @@ pub fn gradflow(
             .map_err(|e| err(path, e))?;
     }
     root.present().map_err(|e| err(path, e))
+}
+
+/// Gradient flow: log10 of each conv unit's weight-gradient norm against its depth, one curve
+/// per arm; left at initialisation, right after the training steps.
+pub fn gradflow(
+    path: &Path,
+    reports: &[crate::gradflow::GradflowReport],
+    title: &str,
+) -> Result<(), TrainError> {
+    // Zero gradients (complete underflow) have no logarithm and are left out of the curve.
+    let curves = |snapshot: usize| -> Vec<Labelled> {
+        reports
+            .iter()
+            .map(|r| {
+                let points = r
+                    .snapshots
+                    .get(snapshot)
+                    .map(|s| {
+                        s.layers
+                            .iter()
+                            .filter(|l| l.weight_grad_norm > 0.0 && l.weight_grad_norm.is_finite())
+                            .map(|l| (l.index as f64, l.weight_grad_norm.log10()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                (r.arm.label(), points)
+            })
+            .collect()
+    };
+    let steps = reports
+        .iter()
+        .find_map(|r| r.snapshots.get(1).map(|s| s.step))
+        .unwrap_or(0);
+    panels(
+        path,
+        title,
+        "conv unit (depth order, 0 = stem)",
+        &[
+            ("at initialisation".into(), "log10 |dL/dW|", curves(0)),
+            (
+                format!("after {steps} training steps"),
+                "log10 |dL/dW|",
+                curves(1),
+            ),
+        ],
+    )
+}
+
+/// An experiment's arms: training error (left) and test error (right) per epoch.
+pub fn experiment(
+    path: &Path,
+    results: &[crate::experiment::ArmResult],
+    title: &str,
+) -> Result<(), TrainError> {
+    let curves = |f: fn(&EpochMetrics) -> f64| -> Vec<Labelled> {
+        results
+            .iter()
+            .map(|r| {
+                let points = r
+                    .history
+                    .iter()
+                    .map(|m| (m.epoch as f64, 100.0 * (1.0 - f(m))))
+                    .collect();
+                (r.arm.label(), points)
+            })
+            .collect()
+    };
+    panels(
+        path,
+        title,
+        "epoch",
+        &[
+            (
+                "training error (augmented, train mode)".into(),
+                "error (%)",
+                curves(|m| m.train_acc),
+            ),
+            ("test error".into(), "error (%)", curves(|m| m.test_top1)),
+        ],
+    )
 }

@@ -11,7 +11,7 @@ use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::tensor::Device;
-use cnnzoo_models::{ModelOptions, create};
+use cnnzoo_models::{ModelOptions, create_with};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::checkpoint::{RunState, find_last, read_state, replace_dir, write_state};
@@ -166,14 +166,23 @@ pub fn train(
     let resumed = match &previous {
         Some(dir) => {
             let state = read_state(dir)?;
-            if state.config.model != config.model || state.config.dataset != config.dataset {
+            if state.config.model != config.model
+                || state.config.dataset != config.dataset
+                || state.config.overrides != config.overrides
+            {
+                let what = |c: &TrainConfig| {
+                    let design = c.overrides.label();
+                    if design.is_empty() {
+                        format!("{} on {}", c.model, c.dataset)
+                    } else {
+                        format!("{} ({design}) on {}", c.model, c.dataset)
+                    }
+                };
                 return Err(TrainError::Invalid(format!(
-                    "{} holds a run of {} on {}, not {} on {}",
+                    "{} holds a run of {}, not {}",
                     dir.display(),
-                    state.config.model,
-                    state.config.dataset,
-                    config.model,
-                    config.dataset
+                    what(&state.config),
+                    what(config)
                 )));
             }
             // The recipe continues as it was started; the epoch count and where the run and
@@ -201,12 +210,13 @@ pub fn train(
     let mut state = match resumed {
         Some(state) => state,
         None => RunState {
-            model: create(
+            model: create_with(
                 &config.model,
                 ModelOptions {
                     num_classes: Some(data.classes.len()),
                     in_channels: Some(data.input[0]),
                 },
+                &config.overrides,
             )?,
             config: config.clone(),
             epoch: 0,

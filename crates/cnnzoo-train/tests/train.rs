@@ -207,7 +207,8 @@ fn bad_settings_are_refused() {
 
 #[test]
 fn gradient_flow_shows_vanishing_in_a_sigmoid_plain_net_and_not_in_a_resnet() {
-    use cnnzoo_train::gradflow::{Arm, GradflowConfig, run, write_csv};
+    use cnnzoo_train::Arm;
+    use cnnzoo_train::gradflow::{GradflowConfig, run, write_csv};
     let _one = serial();
     let dir = tempfile::tempdir().unwrap();
     write_data(dir.path(), 96, 16);
@@ -260,4 +261,50 @@ fn gradient_flow_shows_vanishing_in_a_sigmoid_plain_net_and_not_in_a_resnet() {
 
     let e = run(&"densenet40_k12".parse::<Arm>().unwrap(), &config, &device).unwrap_err();
     assert!(e.to_string().contains("residual family"), "{e}");
+}
+
+#[test]
+fn an_experiment_trains_each_arm_reports_and_reads_finished_arms_back() {
+    use cnnzoo_train::experiment::{Experiment, report, run};
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    write_data(dir.path(), 48, 16);
+    let out = dir.path().join("exp");
+    let recipe = config(dir.path(), &out, 1);
+    let device = Device::default();
+    let stop = AtomicBool::new(false);
+    let results = run(Experiment::Shortcuts, &recipe, &out, &device, &stop)
+        .unwrap()
+        .expect("not interrupted");
+    let labels: Vec<String> = results.iter().map(|r| r.arm.label()).collect();
+    assert_eq!(
+        labels,
+        [
+            "resnet20:shortcut=A",
+            "resnet20:shortcut=B",
+            "resnet20:shortcut=C"
+        ]
+    );
+    // Projections cost parameters: none for A, two for B, one per block for C.
+    assert!(results[0].params < results[1].params && results[1].params < results[2].params);
+    for r in &results {
+        assert_eq!(r.history.len(), 1);
+        assert!(r.folder.join("metrics.jsonl").is_file());
+    }
+    let text = report(
+        Experiment::Shortcuts,
+        &results,
+        &recipe,
+        "cnnzoo experiment shortcuts",
+        "x.png",
+    );
+    assert!(text.contains("| resnet20:shortcut=C |") && text.contains("Lowest final test error"));
+
+    // A second call finds every arm finished and returns the same numbers without training.
+    let again = run(Experiment::Shortcuts, &recipe, &out, &device, &stop)
+        .unwrap()
+        .unwrap();
+    for (a, b) in results.iter().zip(&again) {
+        assert_eq!(comparable(&a.history), comparable(&b.history));
+    }
 }

@@ -5,13 +5,10 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
-use cnnzoo_models::Overrides;
-use cnnzoo_models::blocks::squeeze_excite::SePosition;
-use cnnzoo_models::blocks::{Activation, Norm, ShortcutKind};
-use cnnzoo_train::gradflow::{
-    Arm, ENDS, GradflowConfig, GradflowReport, run as measure, write_csv,
-};
-use cnnzoo_train::{TrainConfig, plot};
+use cnnzoo_train::gradflow::{ENDS, GradflowConfig, GradflowReport, run as measure, write_csv};
+use cnnzoo_train::{Arm, TrainConfig, plot};
+
+use super::design::DesignFlags;
 
 /// Arguments of `cnnzoo gradflow`.
 #[derive(clap::Args, Debug)]
@@ -19,23 +16,10 @@ pub struct Args {
     /// Registered residual-family model (with the override flags below: one arm).
     #[arg(long)]
     model: Option<String>,
-    /// Non-linearity: relu, sigmoid or tanh.
-    #[arg(long)]
-    act: Option<Activation>,
-    /// Normalisation: batchnorm or none.
-    #[arg(long)]
-    norm: Option<Norm>,
-    /// Shortcut: A (zero-pad), B (projection where the shape changes), C (all), none.
-    #[arg(long)]
-    shortcut: Option<ShortcutKind>,
-    /// SE reduction ratio (adds SE units to a network without them).
-    #[arg(long)]
-    se_reduction: Option<usize>,
-    /// SE position: standard, pre, post, identity.
-    #[arg(long)]
-    se_position: Option<SePosition>,
+    #[command(flatten)]
+    design: DesignFlags,
     /// More arms to compare, as MODEL[:key=value,...] with keys act, norm, shortcut, se_r,
-    /// se_pos (e.g. plain56:act=sigmoid,norm=none). Repeatable.
+    /// se_pos, se_div (e.g. plain56:act=sigmoid,norm=none). Repeatable.
     #[arg(long = "arm")]
     arms: Vec<String>,
     /// fashion-mnist, mnist, cifar10, cifar100 or folder:PATH.
@@ -69,13 +53,7 @@ pub struct Args {
 
 impl Args {
     fn arms(&self) -> Result<Vec<Arm>> {
-        let overrides = Overrides {
-            act: self.act,
-            norm: self.norm,
-            shortcut: self.shortcut,
-            se_reduction: self.se_reduction,
-            se_position: self.se_position,
-        };
+        let overrides = self.design.overrides();
         let mut arms = Vec::new();
         match &self.model {
             Some(model) => arms.push(Arm {

@@ -2,7 +2,9 @@
 
 pub mod bench;
 pub mod data;
+pub mod design;
 pub mod eval;
+pub mod experiment;
 pub mod export;
 pub mod gradflow;
 pub mod list;

@@ -14,6 +14,8 @@ pub struct Args {
     /// Registered model name (see `cnnzoo list`).
     #[arg(long)]
     model: String,
+    #[command(flatten)]
+    design: super::design::DesignFlags,
     /// fashion-mnist, mnist, cifar10, cifar100 or folder:PATH (PATH/train and PATH/val).
     #[arg(long)]
     dataset: String,
@@ -130,6 +132,7 @@ pub fn set_threads(threads: Option<usize>) -> Result<()> {
 
 fn config(a: &Args) -> Result<TrainConfig> {
     let mut c = TrainConfig::new(&a.model, &a.dataset, a.data_dir.clone(), a.out.clone());
+    c.overrides = a.design.overrides();
     if let Some(r) = &a.recipe {
         c.apply_recipe(r).map_err(anyhow::Error::msg)?;
     }
@@ -213,11 +216,9 @@ fn config(a: &Args) -> Result<TrainConfig> {
     Ok(c)
 }
 
-/// Runs `cnnzoo train`; Ctrl-C finishes the batch, writes a checkpoint and exits.
-pub fn run(args: Args, device: &Device) -> Result<String> {
-    set_threads(args.threads)?;
-    ensure_data(&args.dataset, &args.data_dir, args.download)?;
-    let config = config(&args)?;
+/// A flag set by the first Ctrl-C (training finishes its batch and writes a checkpoint); the
+/// second exits at once.
+pub fn stop_on_ctrl_c() -> Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     ctrlc::set_handler(move || {
@@ -230,6 +231,15 @@ pub fn run(args: Args, device: &Device) -> Result<String> {
         );
     })
     .context("cannot install the Ctrl-C handler")?;
+    Ok(stop)
+}
+
+/// Runs `cnnzoo train`; Ctrl-C finishes the batch, writes a checkpoint and exits.
+pub fn run(args: Args, device: &Device) -> Result<String> {
+    set_threads(args.threads)?;
+    ensure_data(&args.dataset, &args.data_dir, args.download)?;
+    let config = config(&args)?;
+    let stop = stop_on_ctrl_c()?;
     let outcome = train(&config, device, &stop, args.resume)?;
     let out = config.out.display();
     Ok(match (outcome.interrupted, outcome.history.last()) {
