@@ -45,6 +45,8 @@ enum Command {
     Gradflow(commands::gradflow::Args),
     /// Train the arms of an experiment of the notes (degradation, shortcuts, se) and report.
     Experiment(commands::experiment::Args),
+    /// Mean SE excitation per channel and class of trained weights (the SE paper's Figure 6).
+    SeStats(commands::se_stats::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -72,6 +74,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench(args) => commands::bench::run(args, &device)?,
         Command::Gradflow(args) => commands::gradflow::run(args, &device)?,
         Command::Experiment(args) => commands::experiment::run(args, &device)?,
+        Command::SeStats(args) => commands::se_stats::run(args, &device)?,
     };
     emit(&text)
 }

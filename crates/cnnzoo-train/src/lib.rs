@@ -16,6 +16,7 @@ pub mod gradflow;
 pub mod metrics;
 pub mod plot;
 pub mod schedule;
+pub mod se_stats;
 pub mod trainer;
 
 pub use arm::Arm;

@@ -166,8 +166,8 @@ const PALETTE: [RGBColor; 10] = [
     RGBColor(227, 119, 194),
 ];
 
-/// Side-by-side panels of several labelled curves each, sharing one y range and one colour
-/// per label; each panel is (caption, y axis label, curves).
+/// Panels (up to three per row) of several labelled curves each, sharing one y range and one
+/// colour per label; each panel is (caption, y axis label, curves).
 fn panels(
     path: &Path,
     title: &str,
@@ -175,8 +175,10 @@ fn panels(
     content: &[(String, &str, Vec<Labelled>)],
 ) -> Result<(), TrainError> {
     font();
-    let width = 700 * content.len().max(1) as u32;
-    let root = BitMapBackend::new(path, (width, 560)).into_drawing_area();
+    let cols = content.len().clamp(1, 3);
+    let rows = content.len().max(1).div_ceil(cols);
+    let size = (700 * cols as u32, 500 * rows as u32 + 60);
+    let root = BitMapBackend::new(path, size).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(path, e))?;
     let root = root
         .titled(title, ("sans-serif", 22))
@@ -197,7 +199,7 @@ fn panels(
         let pad = ((hi - lo) * 0.06).max(1e-3);
         (lo - pad, hi + pad)
     };
-    let areas = root.split_evenly((1, content.len().max(1)));
+    let areas = root.split_evenly((rows, cols));
     for (area, (caption, y_desc, curves)) in areas.iter().zip(content) {
         let mut chart = ChartBuilder::on(area)
             .caption(caption, ("sans-serif", 16))
@@ -311,4 +313,46 @@ pub fn experiment(
             ("test error".into(), "error (%)", curves(|m| m.test_top1)),
         ],
     )
+}
+
+/// Mean excitation per channel, one curve per class, for up to six SE blocks spread over the
+/// depth (the SE paper's Figure 6).
+pub fn se_stats(
+    path: &Path,
+    stats: &crate::se_stats::SeStats,
+    title: &str,
+) -> Result<(), TrainError> {
+    let n = stats.blocks.len();
+    let picks: Vec<usize> = if n <= 6 {
+        (0..n).collect()
+    } else {
+        let mut p: Vec<usize> = (0..6).map(|i| i * (n - 1) / 5).collect();
+        p.dedup();
+        p
+    };
+    let content: Vec<(String, &str, Vec<Labelled>)> = picks
+        .into_iter()
+        .map(|b| {
+            let block = &stats.blocks[b];
+            let curves = block
+                .per_class
+                .iter()
+                .zip(&stats.classes)
+                .map(|(row, class)| {
+                    let points = row
+                        .iter()
+                        .enumerate()
+                        .map(|(c, v)| (c as f64, *v))
+                        .collect();
+                    (class.clone(), points)
+                })
+                .collect();
+            (
+                format!("{} (class spread {:.3})", block.name, block.class_spread),
+                "mean excitation",
+                curves,
+            )
+        })
+        .collect();
+    panels(path, title, "channel", &content)
 }

@@ -308,3 +308,43 @@ fn an_experiment_trains_each_arm_reports_and_reads_finished_arms_back() {
         assert_eq!(comparable(&a.history), comparable(&b.history));
     }
 }
+
+#[test]
+fn se_stats_average_each_blocks_gates_per_class() {
+    use cnnzoo_models::{ModelOptions, create};
+    use cnnzoo_train::{data, se_stats};
+    let dir = tempfile::tempdir().unwrap();
+    write_data(dir.path(), 16, 24);
+    let mut c = config(dir.path(), &dir.path().join("out"), 1);
+    c.batch_size = 10;
+    let pair = data::open(&c).unwrap();
+    let device = Device::default();
+    // The fixture is read as Fashion-MNIST: ten class names, of which it uses eight.
+    assert_eq!(pair.classes.len(), 10);
+    let options = ModelOptions {
+        num_classes: Some(10),
+        in_channels: Some(1),
+    };
+    let model = create("seresnet20", options).unwrap().init(&device);
+    let stats = se_stats::collect(&model, &pair.test, &pair.classes, &device).unwrap();
+    assert_eq!(stats.counts.iter().sum::<u64>(), 24);
+    assert_eq!(stats.blocks.len(), 9);
+    assert_eq!(stats.blocks[0].name, "stages.0.0");
+    assert_eq!(stats.blocks[8].per_class.len(), 10);
+    assert_eq!(stats.blocks[8].per_class[0].len(), 64);
+    for b in &stats.blocks {
+        for (row, n) in b.per_class.iter().zip(&stats.counts) {
+            if *n > 0 {
+                assert!(
+                    row.iter().all(|g| *g > 0.0 && *g < 1.0),
+                    "{}: {row:?}",
+                    b.name
+                );
+            }
+        }
+        assert!(b.class_spread >= 0.0 && b.class_spread.is_finite());
+    }
+    let plain = create("resnet20", options).unwrap().init(&device);
+    let e = se_stats::collect(&plain, &pair.test, &pair.classes, &device).unwrap_err();
+    assert!(e.to_string().contains("no SE units"), "{e}");
+}

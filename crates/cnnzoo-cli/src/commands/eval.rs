@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use burn::tensor::Device;
-use cnnzoo_models::{ModelOptions, create};
+use cnnzoo_models::ModelOptions;
 use cnnzoo_train::{TrainConfig, data, evaluate::evaluate, plot};
 
 /// Arguments of `cnnzoo eval`.
@@ -53,27 +53,10 @@ pub fn run(args: Args, device: &Device) -> Result<String> {
     config.batch_size = args.batch_size;
     config.test_subset = args.subset;
     let data = data::open(&config)?;
-    // A training checkpoint records the exact model it trained (design overrides included).
-    let recorded = match weights.parent().filter(|d| d.join("state.json").is_file()) {
-        Some(dir) => Some(cnnzoo_train::checkpoint::read_state(dir)?),
-        None => None,
-    };
-    let model_config = match recorded {
-        Some(run) if run.config.model == args.src.model => run.model,
-        Some(run) => anyhow::bail!(
-            "{} is a checkpoint of {}, not {}",
-            weights.display(),
-            run.config.model,
-            args.src.model
-        ),
-        None => create(
-            &args.src.model,
-            ModelOptions {
-                num_classes: Some(data.classes.len()),
-                in_channels: Some(data.input[0]),
-            },
-        )?,
-    };
+    let model_config = args.src.config(ModelOptions {
+        num_classes: Some(data.classes.len()),
+        in_channels: Some(data.input[0]),
+    })?;
     let model = super::weights::load(
         model_config.init(device),
         &weights,

@@ -10,6 +10,7 @@ pub mod gradflow;
 pub mod list;
 pub mod logits;
 pub mod predict;
+pub mod se_stats;
 pub mod summary;
 pub mod train;
 pub mod weights;

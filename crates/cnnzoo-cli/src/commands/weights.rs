@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Result, bail};
 use burn::module::Module;
 use cnnzoo_interop::LoadOptions;
-use cnnzoo_models::Model;
+use cnnzoo_models::{Model, ModelConfig, ModelOptions, create};
 
 /// How strictly a foreign state dict must fit (flattened into each command's arguments).
 #[derive(clap::Args, Debug, Clone, Copy, Default)]
@@ -35,6 +35,27 @@ pub struct ModelWeights {
 }
 
 impl ModelWeights {
+    /// The model to build: a training checkpoint's recorded configuration (design overrides
+    /// and class count included), else the registry's with `options`.
+    pub fn config(&self, options: ModelOptions) -> Result<ModelConfig> {
+        let file = resolve(&self.weights)?;
+        match file.parent().filter(|d| d.join("state.json").is_file()) {
+            Some(dir) => {
+                let run = cnnzoo_train::checkpoint::read_state(dir)?;
+                if run.config.model != self.model {
+                    bail!(
+                        "{} is a checkpoint of {}, not {}",
+                        file.display(),
+                        run.config.model,
+                        self.model
+                    );
+                }
+                Ok(run.model)
+            }
+            None => Ok(create(&self.model, options)?),
+        }
+    }
+
     /// Loads these weights into `model` (see [`load`]).
     pub fn load_into(&self, model: Model) -> Result<Model> {
         load(model, &self.weights, &self.model, self.flags)

@@ -290,7 +290,16 @@ impl ResidualBlock {
     }
 
     fn shortcut_tapped(&self, x: Tensor<4>, tap: UnitTap) -> Option<Tensor<4>> {
-        let sc = match self.shortcut {
+        let sc = self.shortcut_path(x, tap)?;
+        Some(match self.se_at(SePosition::Identity) {
+            Some(se) => se.forward(sc),
+            None => sc,
+        })
+    }
+
+    /// The shortcut before an SE-Identity unit.
+    fn shortcut_path(&self, x: Tensor<4>, tap: UnitTap) -> Option<Tensor<4>> {
+        Some(match self.shortcut {
             Shortcut::None => return None,
             Shortcut::Identity => x,
             Shortcut::ZeroPad {
@@ -301,11 +310,26 @@ impl ResidualBlock {
                 Some(ds) => tap("downsample", ds, ds.forward(x)),
                 None => x,
             },
-        };
-        Some(match self.se_at(SePosition::Identity) {
-            Some(se) => se.forward(sc),
-            None => sc,
         })
+    }
+
+    /// The gates `[N, C, 1, 1]` this block's SE unit applies for block input `x`, wherever
+    /// the unit sits; `None` without SE (the data of the SE paper's excitation plots).
+    pub fn se_gates(&self, x: Tensor<4>) -> Option<Tensor<4>> {
+        let se = self.se.as_ref()?;
+        let input = match self.se_position {
+            SePosition::Pre => x,
+            SePosition::Standard => self.branch(x),
+            SePosition::Identity => self.shortcut_path(x.clone(), &mut no_tap).unwrap_or(x),
+            SePosition::Post => {
+                let y = self.branch(x.clone());
+                match self.shortcut_path(x, &mut no_tap) {
+                    Some(sc) => y + sc,
+                    None => y,
+                }
+            }
+        };
+        Some(se.gates(input))
     }
 
     /// y = act(F(x) + shortcut(x)), with the SE unit where it was configured.
@@ -391,6 +415,28 @@ mod tests {
 
     fn device() -> Device {
         Device::default()
+    }
+
+    #[test]
+    fn se_gates_are_the_gates_the_block_applies() {
+        let d = device();
+        let block = ResidualBlockConfig::new(16, 32, BlockKind::Basic)
+            .with_stride(2)
+            .with_se(Some(SeSettings::new().with_divisor(1)))
+            .init(&d);
+        let x = Tensor::<4>::random([2, 16, 8, 8], Distribution::Default, &d);
+        let gates = block.se_gates(x.clone()).unwrap();
+        assert_eq!(gates.dims(), [2, 32, 1, 1]);
+        let manual = block
+            .act
+            .apply(block.branch(x.clone()) * gates + block.shortcut(x.clone()).unwrap());
+        let diff: f32 = (manual - block.forward(x.clone()))
+            .abs()
+            .max()
+            .into_scalar();
+        assert!(diff < 1e-5, "{diff}");
+        let plain = ResidualBlockConfig::new(16, 16, BlockKind::Basic).init(&d);
+        assert!(plain.se_gates(x).is_none());
     }
 
     #[test]

@@ -1,0 +1,167 @@
+//! Excitation statistics of a trained SE network (the SE paper's Figure 6): for each SE block,
+//! the mean gate of every channel over the images of each class. Early blocks tend to excite
+//! the same channels for every class; late blocks become class-specific.
+
+use burn::tensor::Device;
+use cnnzoo_data::Loader;
+use cnnzoo_models::Model;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+
+use crate::error::TrainError;
+use crate::evaluate::to_tensors;
+
+/// One SE block's mean excitations.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SeBlockStats {
+    /// Block path (`stages.1.0`).
+    pub name: String,
+    /// Mean gate per class (rows, in class order) and channel (columns).
+    pub per_class: Vec<Vec<f64>>,
+    /// Mean over channels of the standard deviation across classes of the mean gate: 0 when
+    /// every class excites the channels alike.
+    pub class_spread: f64,
+}
+
+/// Excitation statistics of a network over a data set.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SeStats {
+    /// Class names.
+    pub classes: Vec<String>,
+    /// Images per class seen.
+    pub counts: Vec<u64>,
+    /// Per SE block, in depth order.
+    pub blocks: Vec<SeBlockStats>,
+}
+
+/// Runs every batch of `loader` through `model` (eval mode) and averages each SE block's gates
+/// per class.
+pub fn collect(
+    model: &Model,
+    loader: &Loader,
+    classes: &[String],
+    device: &Device,
+) -> Result<SeStats, TrainError> {
+    let Model::ResNet(net) = model else {
+        return Err(TrainError::Invalid(
+            "excitation statistics need an SE network of the residual family (seresnet*, seresnext*)"
+                .into(),
+        ));
+    };
+    let names: Vec<String> = net
+        .stages
+        .iter()
+        .enumerate()
+        .flat_map(|(i, s)| {
+            s.iter()
+                .enumerate()
+                .filter(|(_, b)| b.se.is_some())
+                .map(move |(j, _)| format!("stages.{i}.{j}"))
+        })
+        .collect();
+    if names.is_empty() {
+        return Err(TrainError::Invalid(
+            "this network has no SE units (use a seresnet* / seresnext* model or --se-reduction)"
+                .into(),
+        ));
+    }
+    let k = classes.len();
+    let mut sums: Vec<Vec<Vec<f64>>> = vec![Vec::new(); names.len()];
+    let mut counts = vec![0u64; k];
+    let bar = ProgressBar::new(loader.num_batches() as u64).with_style(
+        ProgressStyle::with_template("se-stats [{bar:30}] {pos}/{len} eta {eta}")
+            .map_err(|e| TrainError::Invalid(e.to_string()))?
+            .progress_chars("=> "),
+    );
+    for batch in loader.epoch(0, 0) {
+        let batch = batch?;
+        let labels = batch.labels.clone();
+        let (x, _) = to_tensors(batch, device);
+        let mut x = net.stem.forward(x);
+        let mut b = 0;
+        for block in net.stages.iter().flatten() {
+            if let Some(g) = block.se_gates(x.clone()) {
+                let [n, c, _, _] = g.dims();
+                let values: Vec<f32> = g
+                    .reshape([n, c])
+                    .into_data()
+                    .try_to_vec::<f32>()
+                    .map_err(|e| TrainError::Invalid(format!("{e:?}")))?;
+                if sums[b].is_empty() {
+                    sums[b] = vec![vec![0.0; c]; k];
+                }
+                for (row, &label) in values.chunks(c).zip(&labels) {
+                    let acc = &mut sums[b][label as usize];
+                    for (a, v) in acc.iter_mut().zip(row) {
+                        *a += *v as f64;
+                    }
+                }
+                b += 1;
+            }
+            x = block.forward(x);
+        }
+        for &l in &labels {
+            counts[l as usize] += 1;
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let blocks = names
+        .into_iter()
+        .zip(sums)
+        .map(|(name, sums)| {
+            let per_class: Vec<Vec<f64>> = sums
+                .iter()
+                .zip(&counts)
+                .map(|(row, &n)| row.iter().map(|s| s / n.max(1) as f64).collect())
+                .collect();
+            SeBlockStats {
+                class_spread: class_spread(&per_class, &counts),
+                name,
+                per_class,
+            }
+        })
+        .collect();
+    Ok(SeStats {
+        classes: classes.to_vec(),
+        counts,
+        blocks,
+    })
+}
+
+/// Mean over channels of the across-class standard deviation (classes with no images skipped).
+fn class_spread(per_class: &[Vec<f64>], counts: &[u64]) -> f64 {
+    let rows: Vec<&Vec<f64>> = per_class
+        .iter()
+        .zip(counts)
+        .filter(|(_, n)| **n > 0)
+        .map(|(r, _)| r)
+        .collect();
+    let channels = rows.first().map_or(0, |r| r.len());
+    if rows.len() < 2 || channels == 0 {
+        return 0.0;
+    }
+    let k = rows.len() as f64;
+    (0..channels)
+        .map(|c| {
+            let mean = rows.iter().map(|r| r[c]).sum::<f64>() / k;
+            (rows.iter().map(|r| (r[c] - mean).powi(2)).sum::<f64>() / k).sqrt()
+        })
+        .sum::<f64>()
+        / channels as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spread_is_zero_for_identical_classes_and_grows_with_difference() {
+        let same = vec![vec![0.2, 0.8], vec![0.2, 0.8]];
+        assert_eq!(class_spread(&same, &[3, 4]), 0.0);
+        let apart = vec![vec![0.0, 1.0], vec![1.0, 0.0]];
+        assert!((class_spread(&apart, &[1, 1]) - 0.5).abs() < 1e-12);
+        // A class without images does not count.
+        assert_eq!(class_spread(&apart, &[1, 0]), 0.0);
+    }
+}
