@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
 use cnnzoo_train::experiment::{Experiment, report, run as run_experiment};
-use cnnzoo_train::{TrainConfig, plot};
+use cnnzoo_train::plot;
 
 /// Arguments of `cnnzoo experiment`.
 #[derive(clap::Args, Debug)]
@@ -14,15 +14,8 @@ pub struct Args {
     /// degradation (plain20/56 vs resnet20/56), shortcuts (options A/B/C on resnet20) or se
     /// (resnet20 vs seresnet20, reduction ratios 2-32, SE positions).
     experiment: Experiment,
-    /// fashion-mnist, mnist, cifar10, cifar100 or folder:PATH.
-    #[arg(long)]
-    dataset: String,
-    /// Folder holding the data set's files.
-    #[arg(long, default_value = "data")]
-    data_dir: PathBuf,
-    /// Fetch the data set into --data-dir first if its files are missing.
-    #[arg(long)]
-    download: bool,
+    #[command(flatten)]
+    data: super::DataArgs,
     /// Epochs per arm.
     #[arg(long, default_value_t = 5)]
     epochs: usize,
@@ -56,17 +49,12 @@ pub struct Args {
 /// Runs `cnnzoo experiment`; Ctrl-C checkpoints the arm in progress, a rerun continues.
 pub fn run(args: Args, device: &Device) -> Result<String> {
     super::train::set_threads(args.threads)?;
-    super::train::ensure_data(&args.dataset, &args.data_dir, args.download)?;
+    args.data.ensure()?;
     let out = args
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("runs/experiment-{}", args.experiment.name())));
-    let mut recipe = TrainConfig::new(
-        "resnet20",
-        &args.dataset,
-        args.data_dir.clone(),
-        out.clone(),
-    );
+    let mut recipe = args.data.train_config("resnet20", out.clone());
     recipe.epochs = args.epochs;
     recipe.train_subset = args.subset;
     recipe.test_subset = args.test_subset;
@@ -86,7 +74,7 @@ pub fn run(args: Args, device: &Device) -> Result<String> {
     plot::experiment(
         &chart,
         &results,
-        &format!("{} on {}", args.experiment.name(), args.dataset),
+        &format!("{} on {}", args.experiment.name(), args.data.dataset),
     )?;
     let command: Vec<String> = std::env::args()
         .enumerate()

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
 use cnnzoo_train::gradflow::{ENDS, GradflowConfig, GradflowReport, run as measure, write_csv};
-use cnnzoo_train::{Arm, TrainConfig, plot};
+use cnnzoo_train::{Arm, plot};
 
 use super::design::DesignFlags;
 
@@ -22,15 +22,8 @@ pub struct Args {
     /// se_pos, se_div (e.g. plain56:act=sigmoid,norm=none). Repeatable.
     #[arg(long = "arm")]
     arms: Vec<String>,
-    /// fashion-mnist, mnist, cifar10, cifar100 or folder:PATH.
-    #[arg(long)]
-    dataset: String,
-    /// Folder holding the data set's files.
-    #[arg(long, default_value = "data")]
-    data_dir: PathBuf,
-    /// Fetch the data set into --data-dir first if its files are missing.
-    #[arg(long)]
-    download: bool,
+    #[command(flatten)]
+    data: super::DataArgs,
     /// Training steps between the two measurements.
     #[arg(long, default_value_t = 20)]
     steps: usize,
@@ -96,15 +89,10 @@ pub fn run(args: Args, device: &Device) -> Result<String> {
     if args.batch_size == 0 {
         bail!("--batch-size must be at least 1");
     }
-    super::train::ensure_data(&args.dataset, &args.data_dir, args.download)?;
+    args.data.ensure()?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
-    let mut train = TrainConfig::new(
-        &arms[0].model,
-        &args.dataset,
-        args.data_dir.clone(),
-        args.out.clone(),
-    );
+    let mut train = args.data.train_config(&arms[0].model, args.out.clone());
     train.batch_size = args.batch_size;
     train.lr = args.lr;
     train.seed = args.seed;
@@ -115,7 +103,7 @@ pub fn run(args: Args, device: &Device) -> Result<String> {
     let mut reports: Vec<GradflowReport> = Vec::new();
     let mut text = format!(
         "gradient flow on {} (batch {}, {} SGD steps at lr {}); ratio = mean |dL/dW| of the last {ENDS} conv units / first {ENDS} (1: no vanishing)\n\n",
-        args.dataset, args.batch_size, args.steps, args.lr
+        args.data.dataset, args.batch_size, args.steps, args.lr
     );
     text += &format!(
         "{:<40} {:>14} {:>14} {:>16}\n",
@@ -153,7 +141,7 @@ pub fn run(args: Args, device: &Device) -> Result<String> {
     plot::gradflow(
         &png,
         &reports,
-        &format!("weight-gradient norm per conv unit ({})", args.dataset),
+        &format!("weight-gradient norm per conv unit ({})", args.data.dataset),
     )?;
     text += &format!(
         "\nwrote {} (one CSV per arm, gradflow.json, gradflow.png)\n",

@@ -116,3 +116,71 @@ pub fn load(model: Model, path: &Path, name: &str, flags: LoadFlags) -> Result<M
     }
     Ok(model)
 }
+
+/// Data, and a model with its weights loaded, for the commands that evaluate weights.
+pub struct Evaluation {
+    /// The data set (its test split is the one evaluated).
+    pub data: cnnzoo_train::data::DataPair,
+    /// The model, weights loaded.
+    pub model: Model,
+    /// Where outputs go: `--out`, or the weights' folder.
+    pub out: PathBuf,
+}
+
+/// What a command that evaluates weights on a data set's test split takes (flattened).
+#[derive(clap::Args, Debug, Clone)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    src: ModelWeights,
+    #[command(flatten)]
+    data: super::DataArgs,
+    /// Batch size.
+    #[arg(long, default_value_t = 256)]
+    batch_size: usize,
+    /// Use this many test samples (evenly spaced).
+    #[arg(long)]
+    subset: Option<usize>,
+    /// Output folder (default: beside the weights).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+impl EvalArgs {
+    /// The model name.
+    pub fn model(&self) -> &str {
+        &self.src.model
+    }
+
+    /// The data set name.
+    pub fn dataset(&self) -> &str {
+        &self.data.dataset
+    }
+
+    /// Sizes the thread pool, opens the data (test split limited to `--subset`), builds the
+    /// model the weights need and loads them.
+    pub fn prepare(&self, device: &burn::tensor::Device) -> Result<Evaluation> {
+        super::train::set_threads(self.threads)?;
+        if self.batch_size == 0 {
+            bail!("--batch-size must be at least 1");
+        }
+        self.data.ensure()?;
+        let weights = resolve(&self.src.weights)?;
+        let out = self
+            .out
+            .clone()
+            .unwrap_or_else(|| weights.parent().map(PathBuf::from).unwrap_or_default());
+        let mut config = self.data.train_config(&self.src.model, out.clone());
+        config.batch_size = self.batch_size;
+        config.test_subset = self.subset;
+        let data = cnnzoo_train::data::open(&config)?;
+        let model_config = self.src.config(ModelOptions {
+            num_classes: Some(data.classes.len()),
+            in_channels: Some(data.input[0]),
+        })?;
+        let model = self.src.load_into(model_config.try_init(device)?)?;
+        Ok(Evaluation { data, model, out })
+    }
+}
