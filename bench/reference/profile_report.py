@@ -1,0 +1,166 @@
+#!/usr/bin/env python3
+"""Where a training step's time goes, cnnzoo (perf samples by symbol) and PyTorch
+(torch.profiler by operator), grouped into the same categories; part of bench/profile.sh.
+
+cnnzoo's categories come from symbol names of `perf report` (a sampling profile of
+`cnnzoo bench`), PyTorch's from its operator names (self CPU time). The two attributions
+differ in kind (symbols vs operators), so compare the shares roughly, and the absolute
+milliseconds per step (share x measured step time) more than the shares.
+"""
+
+import argparse
+import collections
+import datetime
+import json
+import pathlib
+import re
+import subprocess
+import time
+
+CNNZOO_RULES = [
+    ("GEMM micro-kernels", r"gemm|matmul|microkernel"),
+    ("layout copies (NCHW/NHWC, transposes)", r"copy_2d|copy|transpose|permute|tiled|layout"),
+    ("convolution drivers (im2col, conv3d, transposed conv)", r"conv|im2col|col2im"),
+    ("allocation, zeroing, page faults", r"memset|memcpy|memmove|malloc|free|alloc|clear_page|page_fault|brk|mmap|munmap|do_anonymous|zero"),
+    ("thread pool, synchronisation", r"rayon|crossbeam|futex|park|spin|sched|yield|wake"),
+    ("reductions (BN statistics, pooling, loss)", r"reduce|sum|mean|var|pool|max|argmax"),
+    ("elementwise (BN apply, ReLU, add, SGD update)", r"binary|unary|elementwise|map|zip|add|mul|sub|div|relu|sqrt|exp|clamp|mask|where|simd|scalar"),
+]
+
+TORCH_RULES = [
+    ("convolution forward", r"^aten::(mkldnn_convolution|_convolution|convolution|conv2d|_nnpack|thnn_conv|_slow_conv2d_forward)"),
+    ("convolution backward", r"convolution_backward|mkldnn_convolution_backward|slow_conv2d_backward"),
+    ("batchnorm", r"batch_norm"),
+    ("elementwise (ReLU, add, pad, slices)", r"relu|threshold|add|mul|sub|div|pad|slice|copy_|fill_|where"),
+    ("reductions (pooling, mean, loss)", r"mean|sum|pool|cross_entropy|log_softmax|nll_loss|softmax"),
+    ("optimizer", r"sgd|foreach|Optimizer"),
+    ("allocation", r"empty|zeros|resize_|zero_"),
+    ("linear", r"addmm|mm|linear"),
+]
+
+
+def categorise(name, rules):
+    low = name.lower()
+    for cat, pat in rules:
+        if re.search(pat, low if "aten" not in name else name):
+            return cat
+    return "other"
+
+
+def perf_categories(report_path):
+    """Parses `perf report --no-children --sort symbol --stdio` output."""
+    shares = collections.Counter()
+    tops = []
+    for line in pathlib.Path(report_path).read_text(errors="replace").splitlines():
+        m = re.match(r"\s*([\d.]+)%\s+(?:\S+\s+)?\[[.k]\]\s+(.*)$", line)
+        if not m:
+            continue
+        pct, sym = float(m.group(1)), m.group(2).strip()
+        shares[categorise(sym, CNNZOO_RULES)] += pct
+        if len(tops) < 12:
+            tops.append((pct, sym[:110]))
+    return shares, tops
+
+
+def torch_profile(batch, threads, steps):
+    import torch
+    import torch.nn.functional as F
+
+    import cpu_bench
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model = cpu_bench.build("resnet20", 3, 10).train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    x = torch.randn(batch, 3, 32, 32)
+    y = torch.arange(batch) % 10
+
+    def step():
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    for _ in range(3):
+        step()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    per_step = (time.perf_counter() - t0) / steps
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            step()
+    shares = collections.Counter()
+    total = 0.0
+    tops = []
+    for e in sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total):
+        total += e.self_cpu_time_total
+        shares[categorise(e.key, TORCH_RULES)] += e.self_cpu_time_total
+        if len(tops) < 12:
+            tops.append((e.self_cpu_time_total, e.key))
+    pct = {k: 100.0 * v / total for k, v in shares.items()}
+    tops = [(100.0 * t / total, k) for t, k in tops]
+    return pct, tops, per_step, torch.__version__
+
+
+def table(shares, step_s):
+    rows = ["| category | share % | ms per step |", "|---|---:|---:|"]
+    for cat, pct in sorted(shares.items(), key=lambda kv: -kv[1]):
+        rows.append(f"| {cat} | {pct:.1f} | {pct / 100 * step_s * 1000:.0f} |")
+    return rows
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--perf-report", required=True)
+    ap.add_argument("--cnnzoo-json", required=True, help="cnnzoo bench --json of the same case")
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--command", required=True)
+    a = ap.parse_args()
+    bench = json.loads(pathlib.Path(a.cnnzoo_json).read_text())
+    cz_step = a.batch / bench["images_per_sec"]
+    cz, cz_top = perf_categories(a.perf_report)
+    covered = sum(cz.values())
+    cz = {k: 100.0 * v / covered for k, v in cz.items()} if covered else {}
+    pt, pt_top, pt_step, version = torch_profile(a.batch, a.threads, a.steps)
+    cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"],
+                         capture_output=True, text=True).stdout.strip()
+    lines = [
+        "# Where a ResNet-20 training step goes: cnnzoo (flex) vs PyTorch on the CPU",
+        "",
+        f"Command: `{a.command}`",
+        "",
+        f"Measured {datetime.date.today()} on {cpu}, {a.threads} threads, batch {a.batch}, "
+        f"3x32x32, forward + cross-entropy + backward + SGD momentum step. cnnzoo: "
+        f"{bench['images_per_sec']:.1f} images/s ({cz_step * 1000:.0f} ms per step), attributed "
+        f"by `perf` samples per symbol (self time); PyTorch {version}: "
+        f"{a.batch / pt_step:.1f} images/s ({pt_step * 1000:.0f} ms per step), attributed by "
+        "torch.profiler per operator (self CPU time). Symbol and operator categories differ in "
+        "kind: read the milliseconds, not only the shares.",
+        "",
+        "## cnnzoo (Burn 0.22.1 flex)",
+        "",
+        *table(cz, cz_step),
+        "",
+        "Top symbols (share of samples):",
+        "",
+        *[f"- {p:.1f}% `{s}`" for p, s in cz_top],
+        "",
+        "## PyTorch",
+        "",
+        *table(pt, pt_step),
+        "",
+        "Top operators (share of self CPU time):",
+        "",
+        *[f"- {p:.1f}% `{k}`" for p, k in pt_top],
+        "",
+    ]
+    pathlib.Path(a.out).write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

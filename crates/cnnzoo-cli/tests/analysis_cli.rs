@@ -1,0 +1,172 @@
+//! Design overrides and the analysis commands end to end through the binary: a tiny training
+//! run of a changed design, `eval` and `se-stats` rebuilding it from the checkpoint, and
+//! `gradflow` comparing arms.
+
+use std::path::Path;
+use std::process::Command;
+
+use cnnzoo_data::idx::{encode_idx, official_name};
+
+fn cnnzoo(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_cnnzoo"))
+        .args(args)
+        .output()
+        .expect("the cnnzoo binary runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// 8x8 IDX images whose class (0-3) is a bright row.
+fn write_data(dir: &Path) {
+    for (train, n) in [(true, 40), (false, 12)] {
+        let mut pixels = Vec::new();
+        let mut labels = Vec::new();
+        for i in 0..n {
+            let class = i % 4;
+            labels.push(class as u8);
+            for y in 0..8 {
+                for x in 0..8 {
+                    pixels.push(if y == class {
+                        220
+                    } else {
+                        ((i + x * 3) % 30) as u8
+                    });
+                }
+            }
+        }
+        std::fs::write(
+            dir.join(official_name(train, true)),
+            encode_idx(&[n, 8, 8], &pixels),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join(official_name(train, false)),
+            encode_idx(&[n], &labels),
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn a_changed_design_trains_evaluates_and_shows_its_excitations() {
+    let dir = tempfile::tempdir().unwrap();
+    write_data(dir.path());
+    let data = dir.path().to_str().unwrap();
+    let run = dir.path().join("run");
+    let run_s = run.to_str().unwrap();
+    let common = ["--dataset", "fashion-mnist", "--data-dir", data];
+    let mut train = vec![
+        "train",
+        "--model",
+        "resnet20",
+        "--shortcut",
+        "B",
+        "--se-reduction",
+        "4",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--pad-crop",
+        "0",
+        "--out",
+        run_s,
+    ];
+    train.extend(common);
+    let (ok, _, err) = cnnzoo(&train);
+    assert!(ok, "{err}");
+    let state = std::fs::read_to_string(run.join("last/state.json")).unwrap();
+    assert!(state.contains("\"se_reduction\": 4"), "{state}");
+
+    // The checkpoint's recorded design is rebuilt: option-B projections and SE units load.
+    let best = run.join("best");
+    let best_s = best.to_str().unwrap();
+    let mut eval = vec!["eval", "--model", "resnet20", "--weights", best_s];
+    eval.extend(common);
+    let (ok, out, err) = cnnzoo(&eval);
+    assert!(ok, "{err}");
+    assert!(out.contains("top-1"), "{out}");
+
+    let stats_dir = dir.path().join("se");
+    let mut se = vec![
+        "se-stats",
+        "--model",
+        "resnet20",
+        "--weights",
+        best_s,
+        "--out",
+        stats_dir.to_str().unwrap(),
+    ];
+    se.extend(common);
+    let (ok, out, err) = cnnzoo(&se);
+    assert!(ok, "{err}");
+    assert!(out.contains("stages.2.2"), "{out}");
+    assert!(stats_dir.join("se_stats.png").is_file());
+
+    let mut wrong = vec!["eval", "--model", "resnet56", "--weights", best_s];
+    wrong.extend(common);
+    let (ok, _, err) = cnnzoo(&wrong);
+    assert!(!ok && err.contains("checkpoint of resnet20"), "{err}");
+}
+
+#[test]
+fn gradflow_compares_arms_and_rejects_bad_specs() {
+    let dir = tempfile::tempdir().unwrap();
+    write_data(dir.path());
+    let data = dir.path().to_str().unwrap();
+    let out = dir.path().join("gf");
+    let (ok, text, err) = cnnzoo(&[
+        "gradflow",
+        "--dataset",
+        "fashion-mnist",
+        "--data-dir",
+        data,
+        "--model",
+        "plain20",
+        "--act",
+        "sigmoid",
+        "--norm",
+        "none",
+        "--arm",
+        "resnet20",
+        "--steps",
+        "1",
+        "--batch-size",
+        "8",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert!(text.contains("plain20:act=sigmoid,norm=none") && text.contains("resnet20"));
+    for f in [
+        "plain20_act_sigmoid_norm_none.csv",
+        "resnet20.csv",
+        "gradflow.json",
+        "gradflow.png",
+    ] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    let (ok, _, err) = cnnzoo(&[
+        "gradflow",
+        "--dataset",
+        "fashion-mnist",
+        "--data-dir",
+        data,
+        "--arm",
+        "resnet20:act=swish",
+    ]);
+    assert!(!ok && err.contains("unknown activation"), "{err}");
+    let (ok, _, err) = cnnzoo(&[
+        "gradflow",
+        "--dataset",
+        "fashion-mnist",
+        "--data-dir",
+        data,
+        "--act",
+        "tanh",
+    ]);
+    assert!(!ok && err.contains("give --model"), "{err}");
+}
