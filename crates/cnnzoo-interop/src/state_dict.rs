@@ -43,14 +43,19 @@ pub fn detect(path: &Path) -> Result<FileKind, InteropError> {
     if n < 9 {
         return Err(bad("too short to be a safetensors or PyTorch file"));
     }
+    // A safetensors header length can start with any byte (0x80 looks like a pickle
+    // opcode), so it is recognised first, by a JSON header that fits in the file.
+    let header_len = u64::from_le_bytes(head[..8].try_into().unwrap_or([0; 8]));
+    let file_len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    if head[8] == b'{' && header_len >= 2 && header_len.saturating_add(8) <= file_len {
+        return Ok(FileKind::Safetensors);
+    }
     if head.starts_with(b"PK\x03\x04") {
         return Ok(FileKind::TorchZip);
     }
-    if head[0] == 0x80 {
+    // Pickle protocol 2-5 opens with PROTO (0x80) and the protocol number.
+    if head[0] == 0x80 && (2..=5).contains(&head[1]) {
         return Ok(FileKind::TorchLegacy);
-    }
-    if head[8] == b'{' {
-        return Ok(FileKind::Safetensors);
     }
     Err(bad(
         "neither a safetensors file nor a PyTorch checkpoint (expected a safetensors header, a zip archive or a pickle stream)",
@@ -72,7 +77,11 @@ pub fn read(path: &Path) -> Result<StateDict, InteropError> {
             .get_all_tensors()
             .map_err(|e| format(format!("unreadable safetensors file: {e}")))?
             .clone(),
+        // Keys as the file has them: burn-store would otherwise renumber Sequential indices
+        // around parameterless layers (torchvision's `branch4.1` after a max pool becomes
+        // `branch4.0`), which the mapping tables do not expect.
         FileKind::TorchZip | FileKind::TorchLegacy => PytorchStore::from_file(path)
+            .map_indices_contiguous(false)
             .get_all_tensors()
             .map_err(|e| format(format!("unreadable PyTorch checkpoint: {e}")))?
             .clone(),

@@ -359,3 +359,36 @@ fn torchvision_aux_heads_are_dropped_when_the_model_has_none() {
     assert_eq!(report.dropped_aux, 2);
     assert_eq!(report.loaded, f.keys.len());
 }
+
+#[test]
+fn files_are_read_with_their_own_keys_whatever_their_first_bytes() {
+    use cnnzoo_interop::state_dict::{FileKind, detect, read};
+    // torch.save({"features.1.weight": arange(6).reshape(2, 3), "features.3.bias": [1, 2]}):
+    // indices with gaps, as nn.Sequential leaves around parameterless layers, stay as they are.
+    let pth = fixtures_dir().join("gapped_indices.pth");
+    let sd = read(&pth).unwrap();
+    let keys: Vec<&String> = sd.keys().collect();
+    assert_eq!(keys, ["features.1.weight", "features.3.bias"]);
+    let w = sd["features.1.weight"].clone().try_to_vec::<f32>().unwrap();
+    assert_eq!(w, [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
+
+    // A safetensors header of 0x180 bytes: its first byte, 0x80, is also pickle's PROTO.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.safetensors");
+    let mut header = r#"{"a.weight":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#.to_string();
+    while header.len() < 0x180 {
+        header.push(' ');
+    }
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    assert_eq!(bytes[0], 0x80);
+    bytes.extend_from_slice(header.as_bytes());
+    bytes.extend_from_slice(&1.5f32.to_le_bytes());
+    bytes.extend_from_slice(&(-2.0f32).to_le_bytes());
+    std::fs::write(&path, bytes).unwrap();
+    assert_eq!(detect(&path).unwrap(), FileKind::Safetensors);
+    let sd = read(&path).unwrap();
+    assert_eq!(
+        sd["a.weight"].clone().try_to_vec::<f32>().unwrap(),
+        [1.5, -2.0]
+    );
+}
