@@ -41,7 +41,8 @@ pytorch_arm() {
 report() {
     "$python" bench/reference/report.py --cnnzoo "$runs/cnnzoo/metrics.jsonl" \
         --pytorch "$runs/pytorch/metrics.jsonl" --command "bench/fashion_mnist_resnet20.sh all $data" \
-        --out results/fashion_mnist_resnet20.md --note "${NOTE:-}"
+        --out results/fashion_mnist_resnet20.md --note "${NOTE:-}" \
+        --cnnzoo-commit "${CNNZOO_COMMIT:-}"
     cat results/fashion_mnist_resnet20.md
 }
 
