@@ -18,18 +18,19 @@ import subprocess
 import time
 
 CNNZOO_RULES = [
+    # Order matters: the first matching rule wins (conv_transpose is a convolution, not a copy).
     ("GEMM micro-kernels", r"gemm|matmul|microkernel"),
+    ("convolution drivers (im2col, conv3d, transposed-conv backward)", r"conv|im2col|col2im"),
     ("layout copies (NCHW/NHWC, transposes)", r"copy_2d|copy|transpose|permute|tiled|layout"),
-    ("convolution drivers (im2col, conv3d, transposed conv)", r"conv|im2col|col2im"),
     ("allocation, zeroing, page faults", r"memset|memcpy|memmove|malloc|free|alloc|clear_page|page_fault|brk|mmap|munmap|do_anonymous|zero"),
     ("thread pool, synchronisation", r"rayon|crossbeam|futex|park|spin|sched|yield|wake"),
     ("reductions (BN statistics, pooling, loss)", r"reduce|sum|mean|var|pool|max|argmax"),
-    ("elementwise (BN apply, ReLU, add, SGD update)", r"binary|unary|elementwise|map|zip|add|mul|sub|div|relu|sqrt|exp|clamp|mask|where|simd|scalar"),
+    ("elementwise (BN apply, ReLU, add, SGD update)", r"binary|unary|elementwise|map|zip|add|mul|sub|div|relu|sqrt|exp|clamp|mask|where|simd|scalar|vectorized"),
 ]
 
 TORCH_RULES = [
+    ("convolution backward", r"convolution_backward|slow_conv2d_backward"),
     ("convolution forward", r"^aten::(mkldnn_convolution|_convolution|convolution|conv2d|_nnpack|thnn_conv|_slow_conv2d_forward)"),
-    ("convolution backward", r"convolution_backward|mkldnn_convolution_backward|slow_conv2d_backward"),
     ("batchnorm", r"batch_norm"),
     ("elementwise (ReLU, add, pad, slices)", r"relu|threshold|add|mul|sub|div|pad|slice|copy_|fill_|where"),
     ("reductions (pooling, mean, loss)", r"mean|sum|pool|cross_entropy|log_softmax|nll_loss|softmax"),
@@ -58,7 +59,7 @@ def perf_categories(report_path):
         pct, sym = float(m.group(1)), m.group(2).strip()
         shares[categorise(sym, CNNZOO_RULES)] += pct
         if len(tops) < 12:
-            tops.append((pct, sym[:110]))
+            tops.append((pct, sym[:110].strip()))
     return shares, tops
 
 
