@@ -4,7 +4,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
-use burn::module::Module;
 use burn::tensor::Device;
 use serde::Serialize;
 
@@ -90,7 +89,7 @@ pub struct ArmResult {
     pub arm: Arm,
     /// Its run folder.
     pub folder: PathBuf,
-    /// Trainable and buffer parameters.
+    /// Trainable parameters (BatchNorm running statistics not counted).
     pub params: usize,
     /// Per-epoch metrics.
     pub history: Vec<EpochMetrics>,
@@ -134,10 +133,9 @@ pub fn run(
         if outcome.interrupted {
             return Ok(None);
         }
-        let params = read_state(&folder.join("last"))?
-            .model
-            .try_init(device)?
-            .num_params();
+        let params = cnnzoo_models::summary::count_trainable(
+            &read_state(&folder.join("last"))?.model.try_init(device)?,
+        ) as usize;
         results.push(ArmResult {
             arm,
             folder,
