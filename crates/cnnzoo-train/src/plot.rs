@@ -167,7 +167,7 @@ const PALETTE: [RGBColor; 10] = [
 ];
 
 /// Panels (up to three per row) of several labelled curves each, sharing one y range and one
-/// colour per label; each panel is (caption, y axis label, curves).
+/// colour per label (each panel's x range fits its curves); each panel is (caption, y axis label, curves).
 fn panels(
     path: &Path,
     title: &str,
@@ -184,15 +184,7 @@ fn panels(
         .titled(title, ("sans-serif", 22))
         .map_err(|e| err(path, e))?;
     let points = || content.iter().flat_map(|p| &p.2).flat_map(|c| &c.1);
-    let (x_lo, x_hi, lo, hi) = points().fold(
-        (f64::MAX, f64::MIN, f64::MAX, f64::MIN),
-        |(a, b, c, d), p| (a.min(p.0), b.max(p.0), c.min(p.1), d.max(p.1)),
-    );
-    let (x_lo, x_hi) = if x_lo >= x_hi {
-        (0.0, 1.0)
-    } else {
-        (x_lo, x_hi)
-    };
+    let (lo, hi) = points().fold((f64::MAX, f64::MIN), |(c, d), p| (c.min(p.1), d.max(p.1)));
     let (lo, hi) = if lo > hi {
         (0.0, 1.0)
     } else {
@@ -201,6 +193,16 @@ fn panels(
     };
     let areas = root.split_evenly((rows, cols));
     for (area, (caption, y_desc, curves)) in areas.iter().zip(content) {
+        // One y range for every panel (comparable heights); x fits each panel's own curves.
+        let (x_lo, x_hi) = curves
+            .iter()
+            .flat_map(|c| &c.1)
+            .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
+        let (x_lo, x_hi) = if x_lo >= x_hi {
+            (0.0, 1.0)
+        } else {
+            (x_lo, x_hi)
+        };
         let mut chart = ChartBuilder::on(area)
             .caption(caption, ("sans-serif", 16))
             .margin(14)
