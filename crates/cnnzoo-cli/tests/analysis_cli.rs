@@ -2,22 +2,12 @@
 //! run of a changed design, `eval` and `se-stats` rebuilding it from the checkpoint, and
 //! `gradflow` comparing arms.
 
+mod common;
+
+use common::cnnzoo;
 use std::path::Path;
-use std::process::Command;
 
 use cnnzoo_data::idx::{encode_idx, official_name};
-
-fn cnnzoo(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_cnnzoo"))
-        .args(args)
-        .output()
-        .expect("the cnnzoo binary runs");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 /// 8x8 IDX images whose class (0-3) is a bright row.
 fn write_data(dir: &Path) {
@@ -118,12 +108,12 @@ fn gradflow_compares_arms_and_rejects_bad_specs() {
     write_data(dir.path());
     let data = dir.path().to_str().unwrap();
     let out = dir.path().join("gf");
-    let (ok, text, err) = cnnzoo(&[
-        "gradflow",
-        "--dataset",
-        "fashion-mnist",
-        "--data-dir",
-        data,
+    let gradflow = |extra: &[&str]| {
+        let mut args = vec!["gradflow", "--dataset", "fashion-mnist", "--data-dir", data];
+        args.extend(extra);
+        cnnzoo(&args)
+    };
+    let (ok, text, err) = gradflow(&[
         "--model",
         "plain20",
         "--act",
@@ -149,24 +139,21 @@ fn gradflow_compares_arms_and_rejects_bad_specs() {
     ] {
         assert!(out.join(f).is_file(), "{f} missing");
     }
-    let (ok, _, err) = cnnzoo(&[
-        "gradflow",
-        "--dataset",
-        "fashion-mnist",
-        "--data-dir",
-        data,
-        "--arm",
-        "resnet20:act=swish",
-    ]);
+    let (ok, _, err) = gradflow(&["--arm", "resnet20:act=swish"]);
     assert!(!ok && err.contains("unknown activation"), "{err}");
-    let (ok, _, err) = cnnzoo(&[
-        "gradflow",
-        "--dataset",
-        "fashion-mnist",
-        "--data-dir",
-        data,
-        "--act",
-        "tanh",
-    ]);
+    let (ok, _, err) = gradflow(&["--act", "tanh"]);
     assert!(!ok && err.contains("give --model"), "{err}");
+    let (ok, _, err) = gradflow(&[
+        "--model",
+        "resnet20",
+        "--lr=-1",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        !ok && err.contains("learning rate must be positive"),
+        "{err}"
+    );
+    let (ok, _, err) = gradflow(&["--arm", "densenet40_k12", "--out", out.to_str().unwrap()]);
+    assert!(!ok && err.contains("residual family"), "{err}");
 }

@@ -1,20 +1,10 @@
 //! The weight commands end to end through the binary: `logits` on a PyTorch checkpoint,
 //! `export` to timm-keyed safetensors and back, and clear errors for bad input.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
-fn cnnzoo(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_cnnzoo"))
-        .args(args)
-        .output()
-        .expect("the cnnzoo binary runs");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::cnnzoo;
+use std::path::{Path, PathBuf};
 
 fn checkpoint() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../cnnzoo-interop/tests/fixtures/resnet20_f16.pth")
@@ -63,17 +53,7 @@ fn logits_of_a_pytorch_checkpoint_survive_export_and_reload() {
     write_npy(&x, &[2, 3, 32, 32], &values);
     let y1 = dir.path().join("y1.npy");
     let ckpt = checkpoint();
-    let (ok, _, err) = cnnzoo(&[
-        "logits",
-        "--model",
-        "resnet20",
-        "--weights",
-        ckpt.to_str().unwrap(),
-        "--input",
-        x.to_str().unwrap(),
-        "--output",
-        y1.to_str().unwrap(),
-    ]);
+    let (ok, _, err) = run_logits("resnet20", &ckpt, &x, &y1, &[]);
     assert!(ok, "{err}");
     let (header, logits) = read_npy(&y1);
     assert!(header.contains("(2, 10"), "{header}");
@@ -92,18 +72,7 @@ fn logits_of_a_pytorch_checkpoint_survive_export_and_reload() {
     ]);
     assert!(ok && out.contains("97 tensors"), "{out}{err}");
     let y2 = dir.path().join("y2.npy");
-    let (ok, _, err) = cnnzoo(&[
-        "logits",
-        "--model",
-        "resnet20",
-        "--weights",
-        exported.to_str().unwrap(),
-        "--input",
-        x.to_str().unwrap(),
-        "--output",
-        y2.to_str().unwrap(),
-        "--fuse-bn",
-    ]);
+    let (ok, _, err) = run_logits("resnet20", &exported, &x, &y2, &["--fuse-bn"]);
     assert!(ok, "{err}");
     let (_, again) = read_npy(&y2);
     let scale = logits.iter().fold(0f32, |m, v| m.max(v.abs()));
@@ -112,49 +81,42 @@ fn logits_of_a_pytorch_checkpoint_survive_export_and_reload() {
     }
 }
 
+/// `cnnzoo logits` of `model` with `weights` on `input`, writing `output`, plus `extra` flags.
+fn run_logits(
+    model: &str,
+    weights: &Path,
+    input: &Path,
+    output: &Path,
+    extra: &[&str],
+) -> (bool, String, String) {
+    let mut args = vec![
+        "logits",
+        "--model",
+        model,
+        "--weights",
+        weights.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    cnnzoo(&args)
+}
+
 #[test]
 fn bad_inputs_are_named() {
     let dir = tempfile::tempdir().unwrap();
     let ckpt = checkpoint();
     let flat = dir.path().join("flat.npy");
     write_npy(&flat, &[4, 5], &[0.0; 20]);
-    let (ok, _, err) = cnnzoo(&[
-        "logits",
-        "--model",
-        "resnet20",
-        "--weights",
-        ckpt.to_str().unwrap(),
-        "--input",
-        flat.to_str().unwrap(),
-        "--output",
-        "/dev/null",
-    ]);
+    let (ok, _, err) = run_logits("resnet20", &ckpt, &flat, Path::new("/dev/null"), &[]);
     assert!(!ok && err.contains("[N, C, H, W]"), "{err}");
-    let (ok, _, err) = cnnzoo(&[
-        "logits",
-        "--model",
-        "resnet18",
-        "--weights",
-        ckpt.to_str().unwrap(),
-        "--input",
-        flat.to_str().unwrap(),
-        "--output",
-        "/dev/null",
-    ]);
+    let (ok, _, err) = run_logits("resnet18", &ckpt, &flat, Path::new("/dev/null"), &[]);
     assert!(!ok && err.contains("[N, C, H, W]"), "{err}");
     let x = dir.path().join("x.npy");
     write_npy(&x, &[1, 3, 32, 32], &[0.5; 3 * 32 * 32]);
-    let (ok, _, err) = cnnzoo(&[
-        "logits",
-        "--model",
-        "resnet56",
-        "--weights",
-        ckpt.to_str().unwrap(),
-        "--input",
-        x.to_str().unwrap(),
-        "--output",
-        "/dev/null",
-    ]);
+    let (ok, _, err) = run_logits("resnet56", &ckpt, &x, Path::new("/dev/null"), &[]);
     assert!(!ok && err.contains("missing from the file"), "{err}");
     let (ok, _, err) = cnnzoo(&[
         "export",

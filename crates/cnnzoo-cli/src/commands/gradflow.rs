@@ -96,6 +96,7 @@ pub fn run(args: Args, device: &Device) -> Result<String> {
     train.batch_size = args.batch_size;
     train.lr = args.lr;
     train.seed = args.seed;
+    train.validate().map_err(anyhow::Error::msg)?;
     let config = GradflowConfig {
         train,
         steps: args.steps,
