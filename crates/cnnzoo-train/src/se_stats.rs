@@ -80,7 +80,9 @@ pub fn collect(
         let mut x = net.stem.forward(x);
         let mut b = 0;
         for block in net.stages.iter().flatten() {
-            if let Some(g) = block.se_gates(x.clone()) {
+            let (next, gates) = block.forward_with_gates(x);
+            x = next;
+            if let Some(g) = gates {
                 let [n, c, _, _] = g.dims();
                 let values: Vec<f32> = g
                     .reshape([n, c])
@@ -98,7 +100,6 @@ pub fn collect(
                 }
                 b += 1;
             }
-            x = block.forward(x);
         }
         for &l in &labels {
             counts[l as usize] += 1;

@@ -268,14 +268,33 @@ impl ResidualBlock {
 
     /// The residual function F(x) (including an SE-PRE unit, excluding standard SE).
     pub fn branch(&self, x: Tensor<4>) -> Tensor<4> {
-        self.branch_tapped(x, &mut no_tap)
+        self.branch_tapped(x, &mut no_tap, &mut None)
     }
 
-    fn branch_tapped(&self, x: Tensor<4>, tap: UnitTap) -> Tensor<4> {
-        let x = match self.se_at(SePosition::Pre) {
-            Some(se) => se.forward(x),
-            None => x,
-        };
+    /// Recalibrates `t` by the block's SE unit if it sits at `position`, keeping its gates.
+    fn excite_at(
+        &self,
+        position: SePosition,
+        t: Tensor<4>,
+        gates: &mut Option<Tensor<4>>,
+    ) -> Tensor<4> {
+        match self.se_at(position) {
+            Some(se) => {
+                let g = se.gates(t.clone());
+                *gates = Some(g.clone());
+                t * g
+            }
+            None => t,
+        }
+    }
+
+    fn branch_tapped(
+        &self,
+        x: Tensor<4>,
+        tap: UnitTap,
+        gates: &mut Option<Tensor<4>>,
+    ) -> Tensor<4> {
+        let x = self.excite_at(SePosition::Pre, x, gates);
         let y = tap("conv1", &self.conv1, self.conv1.forward(x));
         let y = tap("conv2", &self.conv2, self.conv2.forward(y));
         match &self.conv3 {
@@ -286,20 +305,16 @@ impl ResidualBlock {
 
     /// The shortcut path, or `None` for a plain block.
     pub fn shortcut(&self, x: Tensor<4>) -> Option<Tensor<4>> {
-        self.shortcut_tapped(x, &mut no_tap)
+        self.shortcut_tapped(x, &mut no_tap, &mut None)
     }
 
-    fn shortcut_tapped(&self, x: Tensor<4>, tap: UnitTap) -> Option<Tensor<4>> {
-        let sc = self.shortcut_path(x, tap)?;
-        Some(match self.se_at(SePosition::Identity) {
-            Some(se) => se.forward(sc),
-            None => sc,
-        })
-    }
-
-    /// The shortcut before an SE-Identity unit.
-    fn shortcut_path(&self, x: Tensor<4>, tap: UnitTap) -> Option<Tensor<4>> {
-        Some(match self.shortcut {
+    fn shortcut_tapped(
+        &self,
+        x: Tensor<4>,
+        tap: UnitTap,
+        gates: &mut Option<Tensor<4>>,
+    ) -> Option<Tensor<4>> {
+        let sc = match self.shortcut {
             Shortcut::None => return None,
             Shortcut::Identity => x,
             Shortcut::ZeroPad {
@@ -310,51 +325,37 @@ impl ResidualBlock {
                 Some(ds) => tap("downsample", ds, ds.forward(x)),
                 None => x,
             },
-        })
-    }
-
-    /// The gates `[N, C, 1, 1]` this block's SE unit applies for block input `x`, wherever
-    /// the unit sits; `None` without SE (the data of the SE paper's excitation plots).
-    pub fn se_gates(&self, x: Tensor<4>) -> Option<Tensor<4>> {
-        let se = self.se.as_ref()?;
-        let input = match self.se_position {
-            SePosition::Pre => x,
-            SePosition::Standard => self.branch(x),
-            SePosition::Identity => self.shortcut_path(x.clone(), &mut no_tap).unwrap_or(x),
-            SePosition::Post => {
-                let y = self.branch(x.clone());
-                match self.shortcut_path(x, &mut no_tap) {
-                    Some(sc) => y + sc,
-                    None => y,
-                }
-            }
         };
-        Some(se.gates(input))
+        Some(self.excite_at(SePosition::Identity, sc, gates))
     }
 
     /// y = act(F(x) + shortcut(x)), with the SE unit where it was configured.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.forward_tapped(x, &mut no_tap)
+        self.forward_observed(x, &mut no_tap).0
     }
 
     /// [`forward`](Self::forward), showing each conv unit's output to `tap` (`conv1`, `conv2`,
     /// `conv3`, `downsample`, in that order).
     pub fn forward_tapped(&self, x: Tensor<4>, tap: UnitTap) -> Tensor<4> {
-        let y = self.branch_tapped(x.clone(), &mut *tap);
-        let y = match (
-            self.shortcut_tapped(x, tap),
-            self.se_at(SePosition::Standard),
-        ) {
-            (Some(sc), Some(se)) => se.forward_add(y, sc),
-            (Some(sc), None) => y + sc,
-            (None, Some(se)) => se.forward(y),
-            (None, None) => y,
+        self.forward_observed(x, tap).0
+    }
+
+    /// [`forward`](Self::forward) and the gates `[N, C, 1, 1]` its SE unit applied, wherever
+    /// the unit sits (`None` without SE): the data of the SE paper's excitation plots.
+    pub fn forward_with_gates(&self, x: Tensor<4>) -> (Tensor<4>, Option<Tensor<4>>) {
+        self.forward_observed(x, &mut no_tap)
+    }
+
+    fn forward_observed(&self, x: Tensor<4>, tap: UnitTap) -> (Tensor<4>, Option<Tensor<4>>) {
+        let mut gates = None;
+        let y = self.branch_tapped(x.clone(), &mut *tap, &mut gates);
+        let y = match self.shortcut_tapped(x, tap, &mut gates) {
+            // With standard SE this is the channel-wise axpy y * gates + shortcut.
+            Some(sc) => self.excite_at(SePosition::Standard, y, &mut gates) + sc,
+            None => self.excite_at(SePosition::Standard, y, &mut gates),
         };
-        let y = match self.se_at(SePosition::Post) {
-            Some(se) => se.forward(y),
-            None => y,
-        };
-        self.act.apply(y)
+        let y = self.excite_at(SePosition::Post, y, &mut gates);
+        (self.act.apply(y), gates)
     }
 }
 
@@ -425,7 +426,8 @@ mod tests {
             .with_se(Some(SeSettings::new().with_divisor(1)))
             .init(&d);
         let x = Tensor::<4>::random([2, 16, 8, 8], Distribution::Default, &d);
-        let gates = block.se_gates(x.clone()).unwrap();
+        let (out, gates) = block.forward_with_gates(x.clone());
+        let gates = gates.unwrap();
         assert_eq!(gates.dims(), [2, 32, 1, 1]);
         let manual = block
             .act
@@ -435,8 +437,10 @@ mod tests {
             .max()
             .into_scalar();
         assert!(diff < 1e-5, "{diff}");
+        let diff: f32 = (out - block.forward(x.clone())).abs().max().into_scalar();
+        assert!(diff < 1e-6, "{diff}");
         let plain = ResidualBlockConfig::new(16, 16, BlockKind::Basic).init(&d);
-        assert!(plain.se_gates(x).is_none());
+        assert!(plain.forward_with_gates(x).1.is_none());
     }
 
     #[test]
