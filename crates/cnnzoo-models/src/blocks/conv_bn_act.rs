@@ -11,6 +11,7 @@ use burn::tensor::activation;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::blocks::conv::conv2d;
 use crate::init::{constant, conv2d_kaiming};
 use crate::summary::{FeatureShape, ShapeError, Summarize, Summary, join};
 
@@ -193,7 +194,7 @@ pub fn no_tap(_: &str, _: &ConvBnAct, x: Tensor<4>) -> Tensor<4> {
 impl ConvBnAct {
     /// Applies conv, norm and activation.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = self.conv.forward(x);
+        let x = conv2d(&self.conv, x);
         let x = match &self.bn {
             Some(bn) => bn.forward(x),
             None => x,
@@ -248,7 +249,7 @@ impl BnActConv {
             Some(act) => act.apply(x),
             None => x,
         };
-        self.conv.forward(x)
+        conv2d(&self.conv, x)
     }
 }
 

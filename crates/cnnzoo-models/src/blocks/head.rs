@@ -8,6 +8,7 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::pool::global_avg_pool;
+use crate::blocks::conv::conv2d;
 use crate::init::conv2d_kaiming;
 use crate::summary::{FeatureShape, ShapeError, Summary, join};
 
@@ -79,7 +80,7 @@ impl Head {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         match &self.fc {
             Classifier::Linear(fc) => fc.forward(self.dropout.forward(global_avg_pool(x))),
-            Classifier::Nin(conv) => global_avg_pool(conv.forward(self.dropout.forward(x))),
+            Classifier::Nin(conv) => global_avg_pool(conv2d(conv, self.dropout.forward(x))),
         }
     }
 

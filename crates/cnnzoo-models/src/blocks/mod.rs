@@ -1,5 +1,6 @@
 //! Building blocks shared by every network of the family.
 
+pub mod conv;
 pub mod conv_bn_act;
 pub mod dense;
 pub mod head;

@@ -11,6 +11,7 @@ use burn::tensor::activation::{relu, sigmoid};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::blocks::conv::conv2d;
 use crate::init::conv2d_kaiming;
 use crate::summary::{FeatureShape, ShapeError, Summarize, Summary, join};
 
@@ -97,7 +98,7 @@ impl SqueezeExcite {
     /// The per-channel gates in (0, 1), shape `[N, C, 1, 1]`.
     pub fn gates(&self, x: Tensor<4>) -> Tensor<4> {
         let squeezed = x.mean_dim(3).mean_dim(2);
-        sigmoid(self.fc2.forward(relu(self.fc1.forward(squeezed))))
+        sigmoid(conv2d(&self.fc2, relu(conv2d(&self.fc1, squeezed))))
     }
 
     /// Recalibrates `x`: each channel multiplied by its gate.

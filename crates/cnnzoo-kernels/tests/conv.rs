@@ -1,0 +1,165 @@
+//! cnnzoo's convolution against Burn's reference `conv2d` (forward and both gradients) and
+//! against finite differences.
+
+use burn::tensor::module::conv2d as reference_conv2d;
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{Device, Distribution, Tensor, TensorData};
+use cnnzoo_kernels::conv2d;
+
+/// One case: input `[N, C, H, W]`, output channels, kernel, stride, padding, dilation, groups.
+struct Case {
+    x: [usize; 4],
+    out: usize,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 2],
+    dilation: [usize; 2],
+    groups: usize,
+}
+
+const CASES: &[Case] = &[
+    // ResNet basic block 3x3.
+    Case { x: [2, 4, 8, 8], out: 4, kernel: [3, 3], stride: [1, 1], padding: [1, 1], dilation: [1, 1], groups: 1 },
+    // Downsampling 3x3, stride 2, odd input size.
+    Case { x: [3, 3, 9, 7], out: 5, kernel: [3, 3], stride: [2, 2], padding: [1, 1], dilation: [1, 1], groups: 1 },
+    // Bottleneck 1x1 (the no-im2col path) and option-B 1x1 stride-2 projection.
+    Case { x: [2, 6, 5, 5], out: 8, kernel: [1, 1], stride: [1, 1], padding: [0, 0], dilation: [1, 1], groups: 1 },
+    Case { x: [2, 6, 7, 6], out: 8, kernel: [1, 1], stride: [2, 2], padding: [0, 0], dilation: [1, 1], groups: 1 },
+    // ResNeXt grouped 3x3 and a depthwise-like case.
+    Case { x: [2, 8, 6, 6], out: 8, kernel: [3, 3], stride: [1, 1], padding: [1, 1], dilation: [1, 1], groups: 4 },
+    Case { x: [1, 6, 7, 7], out: 12, kernel: [3, 3], stride: [2, 2], padding: [1, 1], dilation: [1, 1], groups: 6 },
+    // Stem 7x7 stride 2 pad 3, non-square kernel, asymmetric stride, dilation, no padding.
+    Case { x: [1, 3, 13, 11], out: 4, kernel: [7, 7], stride: [2, 2], padding: [3, 3], dilation: [1, 1], groups: 1 },
+    Case { x: [2, 3, 8, 9], out: 2, kernel: [1, 3], stride: [1, 2], padding: [0, 1], dilation: [1, 1], groups: 1 },
+    Case { x: [1, 2, 9, 9], out: 3, kernel: [3, 3], stride: [1, 1], padding: [2, 2], dilation: [2, 2], groups: 1 },
+    Case { x: [1, 2, 5, 6], out: 3, kernel: [5, 3], stride: [1, 1], padding: [0, 0], dilation: [1, 1], groups: 1 },
+];
+
+fn options(c: &Case) -> ConvOptions<2> {
+    ConvOptions::new(c.stride, c.padding, c.dilation, c.groups)
+}
+
+fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().try_to_vec::<f32>().unwrap()
+}
+
+fn assert_close(what: &str, got: &[f32], want: &[f32]) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let scale = want.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+    let worst = got.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(worst <= 1e-5 * scale, "{what}: max difference {worst} (scale {scale})");
+}
+
+#[test]
+fn forward_and_gradients_match_burn() {
+    let device = Device::flex().autodiff();
+    for (i, c) in CASES.iter().enumerate() {
+        let w_shape = [c.out, c.x[1] / c.groups, c.kernel[0], c.kernel[1]];
+        let x: Tensor<4> = Tensor::random(c.x, Distribution::Normal(0.0, 1.0), &device);
+        let w: Tensor<4> = Tensor::random(w_shape, Distribution::Normal(0.0, 1.0), &device);
+        let b: Tensor<1> = Tensor::random([c.out], Distribution::Normal(0.0, 1.0), &device);
+        let mut results = Vec::new();
+        for ours in [true, false] {
+            let (xg, wg, bg) = (
+                x.clone().detach().require_grad(),
+                w.clone().detach().require_grad(),
+                b.clone().detach().require_grad(),
+            );
+            let y = if ours {
+                conv2d(xg.clone(), wg.clone(), Some(bg.clone()), options(c))
+            } else {
+                reference_conv2d(xg.clone(), wg.clone(), Some(bg.clone()), options(c))
+            };
+            results.push((y, xg, wg, bg));
+        }
+        // A loss whose gradient differs per output element, so a transposed or shifted
+        // gradient cannot pass.
+        let probe: Tensor<4> =
+            Tensor::random(results[0].0.dims(), Distribution::Normal(0.0, 1.0), &device).detach();
+        let mut outs = Vec::new();
+        for (y, xg, wg, bg) in results {
+            let grads = (y.clone() * probe.clone()).sum().backward();
+            outs.push((
+                values(y),
+                values(xg.grad(&grads).unwrap()),
+                values(wg.grad(&grads).unwrap()),
+                values(bg.grad(&grads).unwrap()),
+            ));
+        }
+        let (ours, reference) = (&outs[0], &outs[1]);
+        assert_close(&format!("case {i} forward"), &ours.0, &reference.0);
+        assert_close(&format!("case {i} dL/dx"), &ours.1, &reference.1);
+        assert_close(&format!("case {i} dL/dw"), &ours.2, &reference.2);
+        assert_close(&format!("case {i} dL/db"), &ours.3, &reference.3);
+    }
+}
+
+#[test]
+fn gradients_match_finite_differences() {
+    // Central differences in f32 on a small grouped, strided, padded case.
+    let device = Device::flex().autodiff();
+    let c = Case { x: [2, 4, 5, 6], out: 4, kernel: [3, 3], stride: [2, 1], padding: [1, 1], dilation: [1, 1], groups: 2 };
+    let w_shape = [c.out, c.x[1] / c.groups, 3, 3];
+    let x: Tensor<4> = Tensor::random(c.x, Distribution::Normal(0.0, 1.0), &device);
+    let w: Tensor<4> = Tensor::random(w_shape, Distribution::Normal(0.0, 1.0), &device);
+    let y_dims = conv2d(x.clone(), w.clone(), None, options(&c)).dims();
+    let probe: Tensor<4> = Tensor::random(y_dims, Distribution::Normal(0.0, 1.0), &device);
+    let loss = |x: Tensor<4>, w: Tensor<4>| -> Tensor<1> {
+        (conv2d(x, w, None, options(&c)) * probe.clone()).sum()
+    };
+    let (xg, wg) = (x.clone().require_grad(), w.clone().require_grad());
+    let grads = loss(xg.clone(), wg.clone()).backward();
+    let (dx, dw) = (values(xg.grad(&grads).unwrap()), values(wg.grad(&grads).unwrap()));
+
+    let h = 1e-2f32;
+    let numeric = |t: &Tensor<4>, which: usize, at: usize| -> f32 {
+        let mut v = values(t.clone());
+        let shape = t.dims();
+        let eval = |v: &[f32]| {
+            let p = Tensor::<4>::from_data(TensorData::new(v.to_vec(), shape), &device);
+            let l = if which == 0 { loss(p, w.clone()) } else { loss(x.clone(), p) };
+            values(l)[0]
+        };
+        v[at] += h;
+        let up = eval(&v);
+        v[at] -= 2.0 * h;
+        let down = eval(&v);
+        (up - down) / (2.0 * h)
+    };
+    // Every weight element and a spread of input elements (borders included).
+    for at in 0..dw.len() {
+        let n = numeric(&w, 1, at);
+        assert!((n - dw[at]).abs() <= 2e-2 * (1.0 + n.abs()), "dL/dw[{at}]: numeric {n}, analytic {}", dw[at]);
+    }
+    for at in (0..dx.len()).step_by(7) {
+        let n = numeric(&x, 0, at);
+        assert!((n - dx[at]).abs() <= 2e-2 * (1.0 + n.abs()), "dL/dx[{at}]: numeric {n}, analytic {}", dx[at]);
+    }
+}
+
+#[test]
+fn without_autodiff_matches_burn() {
+    let device = Device::flex();
+    let c = &CASES[4];
+    let x: Tensor<4> = Tensor::random(c.x, Distribution::Normal(0.0, 1.0), &device);
+    let w: Tensor<4> =
+        Tensor::random([c.out, c.x[1] / c.groups, 3, 3], Distribution::Normal(0.0, 1.0), &device);
+    let ours = values(conv2d(x.clone(), w.clone(), None, options(c)));
+    let reference = values(reference_conv2d(x, w, None, options(c)));
+    assert_close("inference forward", &ours, &reference);
+}
+
+#[test]
+fn transposed_input_is_read_correctly() {
+    // A non-contiguous input (a swapped view) must give the same result as its contiguous copy.
+    let device = Device::flex();
+    let x: Tensor<4> = Tensor::random([2, 3, 6, 5], Distribution::Normal(0.0, 1.0), &device);
+    let w: Tensor<4> = Tensor::random([4, 3, 3, 3], Distribution::Normal(0.0, 1.0), &device);
+    let opts = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
+    let permuted = x.clone().permute([0, 1, 3, 2]);
+    assert_close(
+        "permuted",
+        &values(conv2d(permuted.clone(), w.clone(), None, opts.clone())),
+        &values(reference_conv2d(permuted, w.clone(), None, opts.clone())),
+    );
+}
