@@ -53,7 +53,12 @@ fn main() {
             let xa = Tensor::<4>::from_data(x.to_data(), &ad).require_grad();
             let wa = Tensor::<4>::from_data(w.to_data(), &ad).require_grad();
             let t = Instant::now();
-            let y = conv2d(xa.clone(), wa.clone(), None, ConvOptions::new([stride, stride], [ks / 2, ks / 2], [1, 1], 1));
+            let y = conv2d(
+                xa.clone(),
+                wa.clone(),
+                None,
+                ConvOptions::new([stride, stride], [ks / 2, ks / 2], [1, 1], 1),
+            );
             let loss = (y.clone().detach() * y).sum();
             let grads = loss.backward();
             let gx = xa.grad(&grads).unwrap().into_data();
@@ -62,6 +67,9 @@ fn main() {
             burn_t.push(t.elapsed().as_secs_f64() * 1e3);
         }
         let (o, b) = (median(ours), median(burn_t));
-        println!("cin {cin:3} cout {cout:3} {hw:2}x{hw:<2} s{stride} k{ks}: cnnzoo {o:7.1} ms  flex {b:7.1} ms  speed-up {:.2}x", b / o);
+        println!(
+            "cin {cin:3} cout {cout:3} {hw:2}x{hw:<2} s{stride} k{ks}: cnnzoo {o:7.1} ms  flex {b:7.1} ms  speed-up {:.2}x",
+            b / o
+        );
     }
 }

@@ -8,6 +8,7 @@
 
 use std::borrow::Cow;
 
+use burn::backend::AutodiffBackend;
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -20,9 +21,10 @@ use burn::backend::{Autodiff, Backend, Dispatch, Flex, TensorMetadata, backend_e
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, Device, Tensor, TensorData};
 
+use crate::batch_norm::{self, NormShape};
 use crate::conv::{self, ConvGeometry};
 
-/// Convolution with cnnzoo's kernels where the backend has them, Burn's elsewhere.
+/// Convolution and BatchNorm with cnnzoo's kernels where the backend has them, Burn's elsewhere.
 #[backend_extension(Flex, Autodiff)]
 pub trait ConvKernels: Backend {
     /// 2-D convolution without bias (`x` `[N, C, H, W]`, `weight` `[O, C/g, kh, kw]`).
@@ -53,6 +55,43 @@ pub trait ConvKernels: Backend {
     ) -> FloatTensor<Self> {
         Self::conv2d_weight_backward(x, weight, grad, options)
     }
+
+    /// BatchNorm with the batch's statistics: returns the output, the mean and the biased
+    /// variance (as Burn's `batch_norm_train`).
+    fn cnnzoo_batch_norm_train(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let r = Self::batch_norm_train(x, gamma, beta, epsilon);
+        (r.output, r.mean, r.variance)
+    }
+
+    /// Gradients of [`Self::cnnzoo_batch_norm_train`] with respect to `x`, `gamma` and `beta`.
+    fn cnnzoo_batch_norm_train_backward(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        variance: FloatTensor<Self>,
+        epsilon: f64,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let r = Self::batch_norm_train_backward(x, gamma, mean, variance, epsilon, grad);
+        (r.x_grad, r.gamma_grad, r.beta_grad)
+    }
+
+    /// BatchNorm with given (running) statistics.
+    fn cnnzoo_batch_norm_eval(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        variance: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> FloatTensor<Self> {
+        Self::batch_norm(x, gamma, beta, mean, variance, epsilon)
+    }
 }
 
 /// The geometry of a convolution from its tensors' shapes.
@@ -76,7 +115,12 @@ fn geometry(x: &FlexTensor, weight: &FlexTensor, options: &ConvOptions<2>) -> Co
 fn f32s(t: &FlexTensor) -> Cow<'_, [f32]> {
     match t.as_slice::<f32>() {
         Some(s) => Cow::Borrowed(s),
-        None => Cow::Owned(t.to_contiguous().as_slice::<f32>().expect("f32 tensor").to_vec()),
+        None => Cow::Owned(
+            t.to_contiguous()
+                .as_slice::<f32>()
+                .expect("f32 tensor")
+                .to_vec(),
+        ),
     }
 }
 
@@ -131,6 +175,105 @@ impl ConvKernels for Flex {
         let ws = weight.shape();
         flex_tensor(dw, [ws[0], ws[1], ws[2], ws[3]])
     }
+
+    fn cnnzoo_batch_norm_train(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        beta: FlexTensor,
+        epsilon: f64,
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        let Some(s) = norm_shape(&[&x, &gamma, &beta]) else {
+            let r = Flex::batch_norm_train(x, gamma, beta, epsilon);
+            return (r.output, r.mean, r.variance);
+        };
+        let (y, mean, var) =
+            batch_norm::forward_train(s, &f32s(&x), &f32s(&gamma), &f32s(&beta), epsilon);
+        (like(y, &x), vector(mean), vector(var))
+    }
+
+    fn cnnzoo_batch_norm_train_backward(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        mean: FlexTensor,
+        variance: FlexTensor,
+        epsilon: f64,
+        grad: FlexTensor,
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        let Some(s) = norm_shape(&[&x, &gamma, &mean, &variance, &grad]) else {
+            let r = Flex::batch_norm_train_backward(x, gamma, mean, variance, epsilon, grad);
+            return (r.x_grad, r.gamma_grad, r.beta_grad);
+        };
+        let (dx, dgamma, dbeta) = batch_norm::backward_train(
+            s,
+            &f32s(&x),
+            &f32s(&gamma),
+            &f32s(&mean),
+            &f32s(&variance),
+            epsilon,
+            &f32s(&grad),
+        );
+        (like(dx, &x), vector(dgamma), vector(dbeta))
+    }
+
+    fn cnnzoo_batch_norm_eval(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        beta: FlexTensor,
+        mean: FlexTensor,
+        variance: FlexTensor,
+        epsilon: f64,
+    ) -> FlexTensor {
+        let Some(s) = norm_shape(&[&x, &gamma, &beta, &mean, &variance]) else {
+            return Flex::batch_norm(x, gamma, beta, mean, variance, epsilon);
+        };
+        let y = batch_norm::forward_eval(
+            s,
+            &f32s(&x),
+            &f32s(&gamma),
+            &f32s(&beta),
+            &f32s(&mean),
+            &f32s(&variance),
+            epsilon,
+        );
+        like(y, &x)
+    }
+}
+
+/// The BatchNorm layout of `tensors[0]` when every tensor is `f32` and the per-channel ones
+/// match its channels; `None` sends the call to Burn's implementation.
+fn norm_shape(tensors: &[&FlexTensor]) -> Option<NormShape> {
+    if tensors.iter().any(|t| t.dtype() != DType::F32) {
+        return None;
+    }
+    let dims = tensors[0].shape();
+    if dims.num_dims() < 2 {
+        return None;
+    }
+    let (batch, channels) = (dims[0], dims[1]);
+    let plane = dims.num_elements() / (batch * channels).max(1);
+    for t in &tensors[1..] {
+        let d = t.shape();
+        let per_channel = d.num_dims() == 1 && d[0] == channels;
+        if !(per_channel || d == dims) {
+            return None;
+        }
+    }
+    Some(NormShape {
+        batch,
+        channels,
+        plane,
+    })
+}
+
+/// A tensor with `values` and `like`'s shape.
+fn like(values: Vec<f32>, like: &FlexTensor) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, like.shape()))
+}
+
+/// A rank-1 tensor.
+fn vector(values: Vec<f32>) -> FlexTensor {
+    let n = values.len();
+    FlexTensor::from_data(TensorData::new(values, [n]))
 }
 
 /// The backward step of [`ConvKernels::cnnzoo_conv2d`] under autodiff.
@@ -181,7 +324,8 @@ impl<B: Backend + ConvKernels, C: CheckpointStrategy> ConvKernels for Autodiff<B
             OpsKind::Tracked(mut prep) => {
                 let x_state = prep.checkpoint(&x);
                 let weight_state = prep.checkpoint(&weight);
-                let y = B::cnnzoo_conv2d(x.into_primitive(), weight.into_primitive(), options.clone());
+                let y =
+                    B::cnnzoo_conv2d(x.into_primitive(), weight.into_primitive(), options.clone());
                 prep.finish((x_state, weight_state, options), y)
             }
             OpsKind::UnTracked(prep) => prep.finish(B::cnnzoo_conv2d(
@@ -191,11 +335,124 @@ impl<B: Backend + ConvKernels, C: CheckpointStrategy> ConvKernels for Autodiff<B
             )),
         }
     }
+
+    fn cnnzoo_batch_norm_train(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let prepared = BatchNormBackward
+            .prepare::<C>([x.node(), gamma.node(), beta.node()])
+            .compute_bound()
+            .stateful();
+        let (y, mean, var);
+        let output = match prepared {
+            OpsKind::Tracked(mut prep) => {
+                let x_state = prep.checkpoint(&x);
+                let gamma_state = prep.checkpoint(&gamma);
+                (y, mean, var) = B::cnnzoo_batch_norm_train(
+                    x.into_primitive(),
+                    gamma.into_primitive(),
+                    beta.into_primitive(),
+                    epsilon,
+                );
+                let state = (x_state, gamma_state, mean.clone(), var.clone(), epsilon);
+                prep.finish(state, y)
+            }
+            OpsKind::UnTracked(prep) => {
+                (y, mean, var) = B::cnnzoo_batch_norm_train(
+                    x.into_primitive(),
+                    gamma.into_primitive(),
+                    beta.into_primitive(),
+                    epsilon,
+                );
+                prep.finish(y)
+            }
+        };
+        (output, Self::from_inner(mean), Self::from_inner(var))
+    }
+}
+
+/// The backward step of [`ConvKernels::cnnzoo_batch_norm_train`] under autodiff.
+#[derive(Debug)]
+struct BatchNormBackward;
+
+impl<B: Backend + ConvKernels> Backward<B, 3> for BatchNormBackward {
+    // The input and gamma are checkpointed; the batch statistics come along as computed.
+    type State = (NodeId, NodeId, FloatTensor<B>, FloatTensor<B>, f64);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 3>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let [node_x, node_gamma, node_beta] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let (x_state, gamma_state, mean, variance, epsilon) = ops.state;
+        let x = checkpointer.retrieve_node_output::<FloatTensor<B>>(x_state);
+        let gamma = checkpointer.retrieve_node_output::<FloatTensor<B>>(gamma_state);
+        let (dx, dgamma, dbeta) =
+            B::cnnzoo_batch_norm_train_backward(x, gamma, mean, variance, epsilon, grad);
+        for (node, g) in [(node_x, dx), (node_gamma, dgamma), (node_beta, dbeta)] {
+            if let Some(node) = node {
+                grads.register::<B>(node.id, g);
+            }
+        }
+    }
 }
 
 /// Whether tensors on `device` run on Flex, where cnnzoo's kernels exist.
 fn on_flex(device: &Device) -> bool {
     device.clone().without_autodiff() == Device::flex()
+}
+
+/// BatchNorm with the batch's statistics, as `burn::tensor::module::batch_norm_train`:
+/// returns the output, the batch mean and the biased batch variance.
+pub fn batch_norm_train<const D: usize>(
+    x: Tensor<D>,
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+    epsilon: f64,
+) -> (Tensor<D>, Tensor<1>, Tensor<1>) {
+    if !on_flex(&x.device()) {
+        let r = burn::tensor::module::batch_norm_train(x, gamma, beta, epsilon);
+        return (r.output, r.mean, r.variance);
+    }
+    let (y, mean, var) = <Dispatch as ConvKernels>::cnnzoo_batch_norm_train(
+        x.into_dispatch(),
+        gamma.into_dispatch(),
+        beta.into_dispatch(),
+        epsilon,
+    );
+    (
+        Tensor::from_dispatch(y),
+        Tensor::from_dispatch(mean),
+        Tensor::from_dispatch(var),
+    )
+}
+
+/// BatchNorm with given statistics, as `burn::tensor::module::batch_norm`.
+pub fn batch_norm<const D: usize>(
+    x: Tensor<D>,
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+    mean: Tensor<1>,
+    variance: Tensor<1>,
+    epsilon: f64,
+) -> Tensor<D> {
+    if !on_flex(&x.device()) {
+        return burn::tensor::module::batch_norm(x, gamma, beta, mean, variance, epsilon);
+    }
+    Tensor::from_dispatch(<Dispatch as ConvKernels>::cnnzoo_batch_norm_eval(
+        x.into_dispatch(),
+        gamma.into_dispatch(),
+        beta.into_dispatch(),
+        mean.into_dispatch(),
+        variance.into_dispatch(),
+        epsilon,
+    ))
 }
 
 /// 2-D convolution: cnnzoo's kernels on the CPU (Flex), Burn's `conv2d` on other backends.

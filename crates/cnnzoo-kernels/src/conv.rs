@@ -141,13 +141,18 @@ fn im2col(g: &ConvGeometry, x: &[f32], c0: usize, cols: &mut [f32]) {
                         let lo = (-dx).clamp(0, ow as isize) as usize;
                         let hi = (w as isize - dx).clamp(lo as isize, ow as isize) as usize;
                         out[..lo].fill(0.0);
-                        out[lo..hi]
-                            .copy_from_slice(&src[(lo as isize + dx) as usize..(hi as isize + dx) as usize]);
+                        out[lo..hi].copy_from_slice(
+                            &src[(lo as isize + dx) as usize..(hi as isize + dx) as usize],
+                        );
                         out[hi..].fill(0.0);
                     } else {
                         for (ox, o) in out.iter_mut().enumerate() {
                             let ix = (ox * g.stride[1]) as isize + dx;
-                            *o = if ix < 0 || ix >= w as isize { 0.0 } else { src[ix as usize] };
+                            *o = if ix < 0 || ix >= w as isize {
+                                0.0
+                            } else {
+                                src[ix as usize]
+                            };
                         }
                     }
                 }
@@ -179,7 +184,8 @@ fn col2im(g: &ConvGeometry, cols: &[f32], c0: usize, dx: &mut [f32]) {
                     if g.stride[1] == 1 {
                         let lo = (-dxo).clamp(0, ow as isize) as usize;
                         let hi = (w as isize - dxo).clamp(lo as isize, ow as isize) as usize;
-                        let d = &mut dst[(lo as isize + dxo) as usize..(hi as isize + dxo) as usize];
+                        let d =
+                            &mut dst[(lo as isize + dxo) as usize..(hi as isize + dxo) as usize];
                         for (a, b) in d.iter_mut().zip(&src[lo..hi]) {
                             *a += *b;
                         }
@@ -214,8 +220,16 @@ fn gemm_rm(
     debug_assert!(dst.len() >= m * n);
     // Row-major [r, c] with row stride s: column stride 1, row stride s. A transposed operand
     // stored as [c, r] swaps the two.
-    let (lhs_cs, lhs_rs) = if lhs_t { (m as isize, 1) } else { (1, k as isize) };
-    let (rhs_cs, rhs_rs) = if rhs_t { (k as isize, 1) } else { (1, n as isize) };
+    let (lhs_cs, lhs_rs) = if lhs_t {
+        (m as isize, 1)
+    } else {
+        (1, k as isize)
+    };
+    let (rhs_cs, rhs_rs) = if rhs_t {
+        (k as isize, 1)
+    } else {
+        (1, n as isize)
+    };
     debug_assert!(lhs.len() >= m * k && rhs.len() >= k * n);
     // SAFETY: the slices hold at least m*n, m*k and k*n elements (asserted above in debug
     // builds, guaranteed by the callers' geometry), and the strides stay inside them.
@@ -246,7 +260,12 @@ fn gemm_rm(
 
 /// Forward convolution: `x` `[N, C, H, W]`, `weight` `[O, C/g, kh, kw]`, optional `bias` `[O]`;
 /// returns `[N, O, OH, OW]`.
-pub fn conv2d_forward(g: &ConvGeometry, x: &[f32], weight: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+pub fn conv2d_forward(
+    g: &ConvGeometry,
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+) -> Vec<f32> {
     assert_eq!(x.len(), g.input_len(), "input length");
     assert_eq!(weight.len(), g.weight_len(), "weight length");
     let (k, p, cin_g, cout_g) = (g.k(), g.p(), g.cin_g(), g.cout_g());
@@ -260,7 +279,13 @@ pub fn conv2d_forward(g: &ConvGeometry, x: &[f32], weight: &[f32], bias: Option<
     out.par_chunks_mut(out_img)
         .zip(x.par_chunks(in_img))
         .for_each_init(
-            || if pointwise { Vec::new() } else { vec![0.0f32; k * p] },
+            || {
+                if pointwise {
+                    Vec::new()
+                } else {
+                    vec![0.0f32; k * p]
+                }
+            },
             |cols, (y, xi)| {
                 for gi in 0..g.groups {
                     let rhs: &[f32] = if pointwise {
@@ -308,7 +333,13 @@ pub fn conv2d_backward_data(g: &ConvGeometry, dy: &[f32], weight: &[f32]) -> Vec
     dx.par_chunks_mut(in_img)
         .zip(dy.par_chunks(out_img))
         .for_each_init(
-            || if pointwise { Vec::new() } else { vec![0.0f32; k * p] },
+            || {
+                if pointwise {
+                    Vec::new()
+                } else {
+                    vec![0.0f32; k * p]
+                }
+            },
             |cols, (dxi, dyi)| {
                 for gi in 0..g.groups {
                     let wg = &weight[gi * cout_g * k..(gi + 1) * cout_g * k];
@@ -347,7 +378,11 @@ pub fn conv2d_backward_weight(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f3
         .into_par_iter()
         .map(|c| {
             let mut acc = vec![0.0f32; wlen];
-            let mut cols = if pointwise { Vec::new() } else { vec![0.0f32; k * p] };
+            let mut cols = if pointwise {
+                Vec::new()
+            } else {
+                vec![0.0f32; k * p]
+            };
             let mut first = true;
             for n in c * per..((c + 1) * per).min(g.batch) {
                 let xi = &x[n * in_img..(n + 1) * in_img];

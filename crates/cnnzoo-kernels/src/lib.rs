@@ -1,11 +1,14 @@
 //! CPU fast paths for cnnzoo's networks.
 //!
 //! [`conv`] holds the kernels on plain NCHW slices (convolution forward, backward-data and
-//! backward-weight as im2col + GEMM); [`backend`] makes them a Burn backend extension with its
-//! own autodiff backward, and [`conv2d`] is the call the networks make.
+//! backward-weight as im2col + GEMM) and [`batch_norm`] (BatchNorm in one or two passes);
+//! [`backend`] makes them a Burn backend extension with its
+//! own autodiff backward, and [`conv2d`], [`batch_norm_train`] and [`batch_norm()`] are the
+//! calls the networks make.
 
 pub mod backend;
+pub mod batch_norm;
 pub mod conv;
 
-pub use backend::{ConvKernels, conv2d};
+pub use backend::{ConvKernels, batch_norm, batch_norm_train, conv2d};
 pub use conv::ConvGeometry;

@@ -19,20 +19,100 @@ struct Case {
 
 const CASES: &[Case] = &[
     // ResNet basic block 3x3.
-    Case { x: [2, 4, 8, 8], out: 4, kernel: [3, 3], stride: [1, 1], padding: [1, 1], dilation: [1, 1], groups: 1 },
+    Case {
+        x: [2, 4, 8, 8],
+        out: 4,
+        kernel: [3, 3],
+        stride: [1, 1],
+        padding: [1, 1],
+        dilation: [1, 1],
+        groups: 1,
+    },
     // Downsampling 3x3, stride 2, odd input size.
-    Case { x: [3, 3, 9, 7], out: 5, kernel: [3, 3], stride: [2, 2], padding: [1, 1], dilation: [1, 1], groups: 1 },
+    Case {
+        x: [3, 3, 9, 7],
+        out: 5,
+        kernel: [3, 3],
+        stride: [2, 2],
+        padding: [1, 1],
+        dilation: [1, 1],
+        groups: 1,
+    },
     // Bottleneck 1x1 (the no-im2col path) and option-B 1x1 stride-2 projection.
-    Case { x: [2, 6, 5, 5], out: 8, kernel: [1, 1], stride: [1, 1], padding: [0, 0], dilation: [1, 1], groups: 1 },
-    Case { x: [2, 6, 7, 6], out: 8, kernel: [1, 1], stride: [2, 2], padding: [0, 0], dilation: [1, 1], groups: 1 },
+    Case {
+        x: [2, 6, 5, 5],
+        out: 8,
+        kernel: [1, 1],
+        stride: [1, 1],
+        padding: [0, 0],
+        dilation: [1, 1],
+        groups: 1,
+    },
+    Case {
+        x: [2, 6, 7, 6],
+        out: 8,
+        kernel: [1, 1],
+        stride: [2, 2],
+        padding: [0, 0],
+        dilation: [1, 1],
+        groups: 1,
+    },
     // ResNeXt grouped 3x3 and a depthwise-like case.
-    Case { x: [2, 8, 6, 6], out: 8, kernel: [3, 3], stride: [1, 1], padding: [1, 1], dilation: [1, 1], groups: 4 },
-    Case { x: [1, 6, 7, 7], out: 12, kernel: [3, 3], stride: [2, 2], padding: [1, 1], dilation: [1, 1], groups: 6 },
+    Case {
+        x: [2, 8, 6, 6],
+        out: 8,
+        kernel: [3, 3],
+        stride: [1, 1],
+        padding: [1, 1],
+        dilation: [1, 1],
+        groups: 4,
+    },
+    Case {
+        x: [1, 6, 7, 7],
+        out: 12,
+        kernel: [3, 3],
+        stride: [2, 2],
+        padding: [1, 1],
+        dilation: [1, 1],
+        groups: 6,
+    },
     // Stem 7x7 stride 2 pad 3, non-square kernel, asymmetric stride, dilation, no padding.
-    Case { x: [1, 3, 13, 11], out: 4, kernel: [7, 7], stride: [2, 2], padding: [3, 3], dilation: [1, 1], groups: 1 },
-    Case { x: [2, 3, 8, 9], out: 2, kernel: [1, 3], stride: [1, 2], padding: [0, 1], dilation: [1, 1], groups: 1 },
-    Case { x: [1, 2, 9, 9], out: 3, kernel: [3, 3], stride: [1, 1], padding: [2, 2], dilation: [2, 2], groups: 1 },
-    Case { x: [1, 2, 5, 6], out: 3, kernel: [5, 3], stride: [1, 1], padding: [0, 0], dilation: [1, 1], groups: 1 },
+    Case {
+        x: [1, 3, 13, 11],
+        out: 4,
+        kernel: [7, 7],
+        stride: [2, 2],
+        padding: [3, 3],
+        dilation: [1, 1],
+        groups: 1,
+    },
+    Case {
+        x: [2, 3, 8, 9],
+        out: 2,
+        kernel: [1, 3],
+        stride: [1, 2],
+        padding: [0, 1],
+        dilation: [1, 1],
+        groups: 1,
+    },
+    Case {
+        x: [1, 2, 9, 9],
+        out: 3,
+        kernel: [3, 3],
+        stride: [1, 1],
+        padding: [2, 2],
+        dilation: [2, 2],
+        groups: 1,
+    },
+    Case {
+        x: [1, 2, 5, 6],
+        out: 3,
+        kernel: [5, 3],
+        stride: [1, 1],
+        padding: [0, 0],
+        dilation: [1, 1],
+        groups: 1,
+    },
 ];
 
 fn options(c: &Case) -> ConvOptions<2> {
@@ -46,8 +126,15 @@ fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
 fn assert_close(what: &str, got: &[f32], want: &[f32]) {
     assert_eq!(got.len(), want.len(), "{what}: length");
     let scale = want.iter().fold(1.0f32, |m, v| m.max(v.abs()));
-    let worst = got.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-    assert!(worst <= 1e-5 * scale, "{what}: max difference {worst} (scale {scale})");
+    let worst = got
+        .iter()
+        .zip(want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(
+        worst <= 1e-5 * scale,
+        "{what}: max difference {worst} (scale {scale})"
+    );
 }
 
 #[test]
@@ -98,7 +185,15 @@ fn forward_and_gradients_match_burn() {
 fn gradients_match_finite_differences() {
     // Central differences in f32 on a small grouped, strided, padded case.
     let device = Device::flex().autodiff();
-    let c = Case { x: [2, 4, 5, 6], out: 4, kernel: [3, 3], stride: [2, 1], padding: [1, 1], dilation: [1, 1], groups: 2 };
+    let c = Case {
+        x: [2, 4, 5, 6],
+        out: 4,
+        kernel: [3, 3],
+        stride: [2, 1],
+        padding: [1, 1],
+        dilation: [1, 1],
+        groups: 2,
+    };
     let w_shape = [c.out, c.x[1] / c.groups, 3, 3];
     let x: Tensor<4> = Tensor::random(c.x, Distribution::Normal(0.0, 1.0), &device);
     let w: Tensor<4> = Tensor::random(w_shape, Distribution::Normal(0.0, 1.0), &device);
@@ -109,7 +204,10 @@ fn gradients_match_finite_differences() {
     };
     let (xg, wg) = (x.clone().require_grad(), w.clone().require_grad());
     let grads = loss(xg.clone(), wg.clone()).backward();
-    let (dx, dw) = (values(xg.grad(&grads).unwrap()), values(wg.grad(&grads).unwrap()));
+    let (dx, dw) = (
+        values(xg.grad(&grads).unwrap()),
+        values(wg.grad(&grads).unwrap()),
+    );
 
     let h = 1e-2f32;
     let numeric = |t: &Tensor<4>, which: usize, at: usize| -> f32 {
@@ -117,7 +215,11 @@ fn gradients_match_finite_differences() {
         let shape = t.dims();
         let eval = |v: &[f32]| {
             let p = Tensor::<4>::from_data(TensorData::new(v.to_vec(), shape), &device);
-            let l = if which == 0 { loss(p, w.clone()) } else { loss(x.clone(), p) };
+            let l = if which == 0 {
+                loss(p, w.clone())
+            } else {
+                loss(x.clone(), p)
+            };
             values(l)[0]
         };
         v[at] += h;
@@ -129,11 +231,19 @@ fn gradients_match_finite_differences() {
     // Every weight element and a spread of input elements (borders included).
     for at in 0..dw.len() {
         let n = numeric(&w, 1, at);
-        assert!((n - dw[at]).abs() <= 2e-2 * (1.0 + n.abs()), "dL/dw[{at}]: numeric {n}, analytic {}", dw[at]);
+        assert!(
+            (n - dw[at]).abs() <= 2e-2 * (1.0 + n.abs()),
+            "dL/dw[{at}]: numeric {n}, analytic {}",
+            dw[at]
+        );
     }
     for at in (0..dx.len()).step_by(7) {
         let n = numeric(&x, 0, at);
-        assert!((n - dx[at]).abs() <= 2e-2 * (1.0 + n.abs()), "dL/dx[{at}]: numeric {n}, analytic {}", dx[at]);
+        assert!(
+            (n - dx[at]).abs() <= 2e-2 * (1.0 + n.abs()),
+            "dL/dx[{at}]: numeric {n}, analytic {}",
+            dx[at]
+        );
     }
 }
 
@@ -142,8 +252,11 @@ fn without_autodiff_matches_burn() {
     let device = Device::flex();
     let c = &CASES[4];
     let x: Tensor<4> = Tensor::random(c.x, Distribution::Normal(0.0, 1.0), &device);
-    let w: Tensor<4> =
-        Tensor::random([c.out, c.x[1] / c.groups, 3, 3], Distribution::Normal(0.0, 1.0), &device);
+    let w: Tensor<4> = Tensor::random(
+        [c.out, c.x[1] / c.groups, 3, 3],
+        Distribution::Normal(0.0, 1.0),
+        &device,
+    );
     let ours = values(conv2d(x.clone(), w.clone(), None, options(c)));
     let reference = values(reference_conv2d(x, w, None, options(c)));
     assert_close("inference forward", &ours, &reference);

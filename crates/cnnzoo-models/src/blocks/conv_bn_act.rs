@@ -11,7 +11,7 @@ use burn::tensor::activation;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::blocks::conv::conv2d;
+use crate::blocks::layers::{batch_norm, conv2d};
 use crate::init::{constant, conv2d_kaiming};
 use crate::summary::{FeatureShape, ShapeError, Summarize, Summary, join};
 
@@ -196,7 +196,7 @@ impl ConvBnAct {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let x = conv2d(&self.conv, x);
         let x = match &self.bn {
-            Some(bn) => bn.forward(x),
+            Some(bn) => batch_norm(bn, x),
             None => x,
         };
         match self.act {
@@ -242,7 +242,7 @@ impl BnActConv {
     /// Applies norm, activation and conv.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let x = match &self.bn {
-            Some(bn) => bn.forward(x),
+            Some(bn) => batch_norm(bn, x),
             None => x,
         };
         let x = match self.act {

@@ -8,7 +8,7 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::pool::global_avg_pool;
-use crate::blocks::conv::conv2d;
+use crate::blocks::layers::conv2d;
 use crate::init::conv2d_kaiming;
 use crate::summary::{FeatureShape, ShapeError, Summary, join};
 

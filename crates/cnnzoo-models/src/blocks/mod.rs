@@ -1,10 +1,10 @@
 //! Building blocks shared by every network of the family.
 
-pub mod conv;
 pub mod conv_bn_act;
 pub mod dense;
 pub mod head;
 pub mod inception;
+pub mod layers;
 pub mod pool;
 pub mod residual;
 pub mod squeeze_excite;

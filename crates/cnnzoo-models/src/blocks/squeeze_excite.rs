@@ -11,7 +11,7 @@ use burn::tensor::activation::{relu, sigmoid};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::blocks::conv::conv2d;
+use crate::blocks::layers::conv2d;
 use crate::init::conv2d_kaiming;
 use crate::summary::{FeatureShape, ShapeError, Summarize, Summary, join};
 

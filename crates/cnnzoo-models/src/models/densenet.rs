@@ -6,6 +6,7 @@ use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::tensor::{Device, Tensor};
 
 use crate::blocks::dense::{DenseBlock, DenseOptions, Transition};
+use crate::blocks::layers::batch_norm;
 use crate::blocks::{Activation, Head, HeadKind, Norm, Stem, StemKind};
 use crate::error::ModelError;
 use crate::summary::{FeatureShape, ShapeError, Summarize, Summary, join};
@@ -134,7 +135,7 @@ impl DenseNet {
             }
         }
         let x = match &self.norm_final {
-            Some(bn) => bn.forward(x),
+            Some(bn) => batch_norm(bn, x),
             None => x,
         };
         self.act.apply(x)

@@ -1,0 +1,212 @@
+//! BatchNorm on `[N, C, ...]` `f32` slices: the training forward (batch statistics), its
+//! backward, and the inference affine map, each in one or two passes over the tensor.
+//!
+//! Burn's generic BatchNorm composes it from tensor operations: a transposed copy of the input
+//! for each statistic and about ten element-wise passes forward and backward. Here the
+//! statistics are reduced in place per channel (accumulated in `f64`) and the output written
+//! in one pass, planes spread over rayon's pool.
+
+use rayon::prelude::*;
+
+/// Layout of a BatchNorm input: `batch` x `channels` planes of `plane` elements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NormShape {
+    /// Leading (batch) dimension.
+    pub batch: usize,
+    /// Channels (dimension 1).
+    pub channels: usize,
+    /// Elements per channel per image (product of the remaining dimensions).
+    pub plane: usize,
+}
+
+impl NormShape {
+    fn len(&self) -> usize {
+        self.batch * self.channels * self.plane
+    }
+
+    /// Elements reduced per channel.
+    fn count(&self) -> f64 {
+        (self.batch * self.plane) as f64
+    }
+
+    /// The planes of channel `c`.
+    fn planes<'a>(&self, x: &'a [f32], c: usize) -> impl Iterator<Item = &'a [f32]> {
+        (0..self.batch).map(move |n| {
+            let start = (n * self.channels + c) * self.plane;
+            &x[start..start + self.plane]
+        })
+    }
+}
+
+/// Sum of `f(v)` over `p` in eight independent lanes: the compiler vectorises it (a single
+/// running f32 sum must keep its order and stays scalar), and it rounds less.
+fn lane_sum(p: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let chunks = p.chunks_exact(8);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for (a, v) in acc.iter_mut().zip(c) {
+            *a += f(*v);
+        }
+    }
+    acc.iter().sum::<f32>() + tail.iter().map(|v| f(*v)).sum::<f32>()
+}
+
+/// [`lane_sum`] of `f(a, b)` over two slices of one length.
+fn lane_sum2(p: &[f32], q: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (pc, qc) = (p.chunks_exact(8), q.chunks_exact(8));
+    let tail: f32 = pc
+        .remainder()
+        .iter()
+        .zip(qc.remainder())
+        .map(|(a, b)| f(*a, *b))
+        .sum();
+    for (a8, b8) in pc.zip(qc) {
+        for ((acc, a), b) in acc.iter_mut().zip(a8).zip(b8) {
+            *acc += f(*a, *b);
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// Training forward: returns the output, the batch mean and the biased batch variance.
+pub fn forward_train(
+    s: NormShape,
+    x: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    epsilon: f64,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    assert_eq!(x.len(), s.len(), "input length");
+    let stats: Vec<(f64, f64)> = (0..s.channels)
+        .into_par_iter()
+        .map(|c| {
+            // Two passes (mean, then squared deviations) so a large mean cannot cancel the
+            // variance away; f32 sums per plane (vectorised), f64 across planes.
+            let sum: f64 = s.planes(x, c).map(|p| lane_sum(p, |v| v) as f64).sum();
+            let mean = sum / s.count();
+            let m = mean as f32;
+            let sq: f64 = s
+                .planes(x, c)
+                .map(|p| lane_sum(p, |v| (v - m) * (v - m)) as f64)
+                .sum();
+            (mean, sq / s.count())
+        })
+        .collect();
+    let scale_shift: Vec<(f32, f32)> = stats
+        .iter()
+        .zip(gamma.iter().zip(beta))
+        .map(|(&(mean, var), (&g, &b))| {
+            let scale = g as f64 / (var + epsilon).sqrt();
+            (scale as f32, (b as f64 - mean * scale) as f32)
+        })
+        .collect();
+    let y = affine(s, x, &scale_shift);
+    let mean = stats.iter().map(|&(m, _)| m as f32).collect();
+    let var = stats.iter().map(|&(_, v)| v as f32).collect();
+    (y, mean, var)
+}
+
+/// `y = x * scale[c] + shift[c]`, plane by plane.
+fn affine(s: NormShape, x: &[f32], scale_shift: &[(f32, f32)]) -> Vec<f32> {
+    let mut y = vec![0.0f32; s.len()];
+    if s.plane == 0 {
+        return y;
+    }
+    y.par_chunks_mut(s.plane)
+        .zip(x.par_chunks(s.plane))
+        .enumerate()
+        .for_each(|(i, (yp, xp))| {
+            let (scale, shift) = scale_shift[i % s.channels];
+            for (o, v) in yp.iter_mut().zip(xp) {
+                *o = v * scale + shift;
+            }
+        });
+    y
+}
+
+/// Inference: normalise with the given (running) statistics.
+pub fn forward_eval(
+    s: NormShape,
+    x: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    mean: &[f32],
+    var: &[f32],
+    epsilon: f64,
+) -> Vec<f32> {
+    assert_eq!(x.len(), s.len(), "input length");
+    let scale_shift: Vec<(f32, f32)> = (0..s.channels)
+        .map(|c| {
+            let scale = gamma[c] as f64 / (var[c] as f64 + epsilon).sqrt();
+            (
+                scale as f32,
+                (beta[c] as f64 - mean[c] as f64 * scale) as f32,
+            )
+        })
+        .collect();
+    affine(s, x, &scale_shift)
+}
+
+/// Backward of [`forward_train`]: returns the gradients of the input, `gamma` and `beta`.
+pub fn backward_train(
+    s: NormShape,
+    x: &[f32],
+    gamma: &[f32],
+    mean: &[f32],
+    var: &[f32],
+    epsilon: f64,
+    dy: &[f32],
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    assert_eq!(x.len(), s.len(), "input length");
+    assert_eq!(dy.len(), s.len(), "output-gradient length");
+    let inv_std: Vec<f64> = var
+        .iter()
+        .map(|&v| 1.0 / (v as f64 + epsilon).sqrt())
+        .collect();
+    // Per channel: sum(dy) and sum(dy * xhat).
+    let sums: Vec<(f64, f64)> = (0..s.channels)
+        .into_par_iter()
+        .map(|c| {
+            let m = mean[c];
+            let (mut sd, mut sdx) = (0.0f64, 0.0f64);
+            for (xp, dp) in s.planes(x, c).zip(s.planes(dy, c)) {
+                let a = lane_sum(dp, |v| v);
+                let b = lane_sum2(xp, dp, |xv, dv| dv * (xv - m));
+                sd += a as f64;
+                sdx += b as f64;
+            }
+            (sd, sdx * inv_std[c])
+        })
+        .collect();
+    let dbeta: Vec<f32> = sums.iter().map(|&(sd, _)| sd as f32).collect();
+    let dgamma: Vec<f32> = sums.iter().map(|&(_, sdx)| sdx as f32).collect();
+    // dx = gamma * inv_std * (dy - mean(dy) - xhat * mean(dy * xhat)), as a*dy + b*x + c.
+    let coef: Vec<(f32, f32, f32)> = (0..s.channels)
+        .map(|c| {
+            let k = gamma[c] as f64 * inv_std[c];
+            let mean_dy = sums[c].0 / s.count();
+            let mean_dyxhat = sums[c].1 / s.count();
+            let bx = -k * mean_dyxhat * inv_std[c];
+            (
+                k as f32,
+                bx as f32,
+                (-k * mean_dy - bx * mean[c] as f64) as f32,
+            )
+        })
+        .collect();
+    let mut dx = vec![0.0f32; s.len()];
+    if s.plane > 0 {
+        dx.par_chunks_mut(s.plane)
+            .zip(x.par_chunks(s.plane).zip(dy.par_chunks(s.plane)))
+            .enumerate()
+            .for_each(|(i, (dxp, (xp, dp)))| {
+                let (a, b, c) = coef[i % s.channels];
+                for ((o, xv), dv) in dxp.iter_mut().zip(xp).zip(dp) {
+                    *o = a * dv + b * xv + c;
+                }
+            });
+    }
+    (dx, dgamma, dbeta)
+}

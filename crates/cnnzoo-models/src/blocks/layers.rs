@@ -1,0 +1,127 @@
+//! Applying Burn's `Conv2d` and `BatchNorm` modules through cnnzoo's kernels.
+//!
+//! Burn's modules keep the parameters and running statistics (and so the weight files' layout);
+//! the arithmetic goes through [`cnnzoo_kernels`], which runs cnnzoo's CPU kernels on Flex and
+//! Burn's own operations on every other backend.
+
+use burn::nn::conv::Conv2d;
+use burn::nn::{BatchNorm, PaddingConfig2d};
+use burn::tensor::Tensor;
+use burn::tensor::ops::ConvOptions;
+
+/// `conv.forward(x)`, computed by [`cnnzoo_kernels::conv2d`].
+pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    let [_, _, height, width] = x.dims();
+    let padding = match conv.padding {
+        PaddingConfig2d::Valid => [(0, 0); 2],
+        PaddingConfig2d::Explicit(top, left, bottom, right) => [(top, bottom), (left, right)],
+        PaddingConfig2d::Same => [
+            same_padding(conv.kernel_size[0], conv.stride[0], height),
+            same_padding(conv.kernel_size[1], conv.stride[1], width),
+        ],
+    };
+    let options = ConvOptions::new_with_padding(conv.stride, padding, conv.dilation, conv.groups);
+    cnnzoo_kernels::conv2d(
+        x,
+        conv.weight.val(),
+        conv.bias.as_ref().map(|b| b.val()),
+        options,
+    )
+}
+
+/// `(begin, end)` padding that gives `ceil(size / stride)` outputs, as Burn's `Same` computes it
+/// (its helper is private to burn-nn).
+fn same_padding(kernel: usize, stride: usize, size: usize) -> (usize, usize) {
+    let out = size.div_ceil(stride);
+    let total = if out > 0 {
+        ((out - 1) * stride + kernel).saturating_sub(size)
+    } else {
+        0
+    };
+    (total / 2, total - total / 2)
+}
+
+/// `bn.forward(x)`, computed by cnnzoo's BatchNorm: batch statistics (and a running-statistics
+/// update) when the layer trains on an autodiff device, the running statistics otherwise,
+/// exactly as Burn's `BatchNorm::forward` decides.
+pub fn batch_norm<const D: usize>(bn: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
+    let device = x.device();
+    if !(device.is_autodiff() && bn.training.is_enabled()) {
+        let mean = bn.running_mean.value().to_device(&device);
+        let var = bn.running_var.value().to_device(&device);
+        return cnnzoo_kernels::batch_norm(x, bn.gamma.val(), bn.beta.val(), mean, var, bn.epsilon);
+    }
+    let (y, mean, var) =
+        cnnzoo_kernels::batch_norm_train(x, bn.gamma.val(), bn.beta.val(), bn.epsilon);
+    let m = bn.momentum;
+    let running_mean = bn.running_mean.value_sync().to_device(&device);
+    let running_var = bn.running_var.value_sync().to_device(&device);
+    bn.running_mean
+        .update((running_mean.mul_scalar(1.0 - m) + mean.detach().mul_scalar(m)).detach());
+    bn.running_var
+        .update((running_var.mul_scalar(1.0 - m) + var.detach().mul_scalar(m)).detach());
+    y
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::module::Module;
+    use burn::nn::BatchNormConfig;
+    use burn::tensor::{Device, Distribution, Tensor};
+
+    use super::batch_norm;
+
+    fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+        t.into_data().try_to_vec::<f32>().unwrap()
+    }
+
+    fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+        assert_eq!(a.len(), b.len());
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
+    }
+
+    #[test]
+    fn batch_norm_matches_burns_module_in_training_and_eval() {
+        // Two training steps (output and running statistics) then eval, on inputs with a large
+        // mean so a one-pass variance would lose it.
+        let device = Device::flex().autodiff();
+        let ours = BatchNormConfig::new(6).init(&device);
+        let burns = ours.clone();
+        for step in 0..2 {
+            let x: Tensor<4> =
+                Tensor::random([4, 6, 5, 3], Distribution::Normal(50.0, 2.0), &device);
+            let (a, b) = (
+                values(batch_norm(&ours, x.clone())),
+                values(burns.forward(x)),
+            );
+            assert!(
+                max_diff(&a, &b) < 1e-4,
+                "step {step} output: {}",
+                max_diff(&a, &b)
+            );
+        }
+        let (rm, rv) = (
+            values(ours.running_mean.value()),
+            values(burns.running_mean.value()),
+        );
+        assert!(max_diff(&rm, &rv) < 1e-4, "running mean");
+        let (rm, rv) = (
+            values(ours.running_var.value()),
+            values(burns.running_var.value()),
+        );
+        assert!(max_diff(&rm, &rv) < 1e-4, "running variance");
+        // The running statistics moved away from their initial 0 / 1.
+        assert!(rm.iter().all(|v| *v > 5.0), "running variance {rm:?}");
+        let x: Tensor<4> = Tensor::random([2, 6, 4, 4], Distribution::Normal(50.0, 2.0), &device);
+        let (ours, burns) = (ours.valid(), burns.valid());
+        let x = x.inner();
+        let (a, b) = (
+            values(batch_norm(&ours, x.clone())),
+            values(burns.forward(x)),
+        );
+        assert!(max_diff(&a, &b) < 1e-4, "eval output: {}", max_diff(&a, &b));
+    }
+}
