@@ -103,18 +103,16 @@ mod tests {
                 max_diff(&a, &b)
             );
         }
-        let (rm, rv) = (
-            values(ours.running_mean.value()),
-            values(burns.running_mean.value()),
-        );
-        assert!(max_diff(&rm, &rv) < 1e-4, "running mean");
-        let (rm, rv) = (
-            values(ours.running_var.value()),
-            values(burns.running_var.value()),
-        );
-        assert!(max_diff(&rm, &rv) < 1e-4, "running variance");
-        // The running statistics moved away from their initial 0 / 1.
-        assert!(rm.iter().all(|v| *v > 5.0), "running variance {rm:?}");
+        let mean = values(ours.running_mean.value());
+        let var = values(ours.running_var.value());
+        let burn_mean = values(burns.running_mean.value());
+        let burn_var = values(burns.running_var.value());
+        assert!(max_diff(&mean, &burn_mean) < 1e-4, "running mean");
+        assert!(max_diff(&var, &burn_var) < 1e-4, "running variance");
+        // The running statistics moved away from their initial 0 and 1 (batch means near 50
+        // and variances near 4 pulled in twice with momentum 0.1: about 9.5 and 1.6).
+        assert!(mean.iter().all(|v| *v > 5.0), "running mean {mean:?}");
+        assert!(var.iter().all(|v| *v > 1.2), "running variance {var:?}");
         let x: Tensor<4> = Tensor::random([2, 6, 4, 4], Distribution::Normal(50.0, 2.0), &device);
         let (ours, burns) = (ours.valid(), burns.valid());
         let x = x.inner();
