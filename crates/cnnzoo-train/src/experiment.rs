@@ -208,9 +208,75 @@ pub fn findings(experiment: Experiment, results: &[ArmResult]) -> Vec<String> {
                     100.0 * (se.params as f64 / base.params as f64 - 1.0)
                 ));
             }
+            if experiment == Experiment::Se {
+                se_findings(results, &mut out);
+            }
         }
     }
     out
+}
+
+/// The reduction-ratio sweep and the integration positions of the SE experiment.
+fn se_findings(results: &[ArmResult], out: &mut Vec<String>) {
+    let sweep: Vec<(usize, &ArmResult)> = [2, 4, 8, 16, 32]
+        .into_iter()
+        .filter_map(|r| Some((r, find(results, &format!("seresnet20:se_r={r},se_div=1"))?)))
+        .collect();
+    let by_error = |a: &&(usize, &ArmResult), b: &&(usize, &ArmResult)| {
+        a.1.test_error().total_cmp(&b.1.test_error())
+    };
+    let mut spread = None;
+    if let (Some(best), Some(worst)) =
+        (sweep.iter().min_by(by_error), sweep.iter().max_by(by_error))
+    {
+        let d = worst.1.test_error() - best.1.test_error();
+        spread = Some(d);
+        out.push(format!(
+            "Reduction ratio sweep (exact C/r widths): test error from {:.2}% (r = {}, {} parameters) to {:.2}% (r = {}, {} parameters), a spread of {d:.2} points; the SE units cost {} (r = 32) to {} (r = 2) parameters over resnet20.",
+            best.1.test_error(),
+            best.0,
+            best.1.params,
+            worst.1.test_error(),
+            worst.0,
+            worst.1.params,
+            sweep.last().zip(find(results, "resnet20")).map_or(0, |(a, b)| a.1.params.saturating_sub(b.params)),
+            sweep.first().zip(find(results, "resnet20")).map_or(0, |(a, b)| a.1.params.saturating_sub(b.params)),
+        ));
+    }
+    let positions: Vec<(&str, &ArmResult)> = [
+        ("standard", "seresnet20"),
+        ("PRE", "seresnet20:se_pos=pre"),
+        ("POST", "seresnet20:se_pos=post"),
+        ("identity", "seresnet20:se_pos=identity"),
+    ]
+    .into_iter()
+    .filter_map(|(name, label)| Some((name, find(results, label)?)))
+    .collect();
+    if positions.len() >= 2 {
+        let list: Vec<String> = positions
+            .iter()
+            .map(|(n, r)| format!("{n} {:.2}%", r.test_error()))
+            .collect();
+        let worst = positions
+            .iter()
+            .max_by(|a, b| a.1.test_error().total_cmp(&b.1.test_error()))
+            .expect("two positions");
+        let paper = if worst.0 == "POST" {
+            " As in the SE paper, placing the unit after the addition (POST) is the one that hurts."
+        } else {
+            " The SE paper found POST (after the addition) the worst; this run does not show that."
+        };
+        out.push(format!(
+            "Integration position, test error: {}; worst: {}.{paper}",
+            list.join(", "),
+            worst.0
+        ));
+    }
+    if let Some(d) = spread {
+        out.push(format!(
+            "One seed per arm: differences smaller than the sweep's own spread ({d:.2} points) are not distinguishable in this run; a longer run (`--epochs`, no `--subset`) or more seeds would be needed to rank the ratios."
+        ));
+    }
 }
 
 /// The markdown report: command, recipe, table, findings, chart.
