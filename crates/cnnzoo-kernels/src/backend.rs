@@ -15,7 +15,7 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
-use burn::backend::ops::ModuleOps;
+use burn::backend::ops::{ActivationOps, ModuleOps};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, TensorMetadata, backend_extension};
 use burn::tensor::ops::ConvOptions;
@@ -56,32 +56,50 @@ pub trait ConvKernels: Backend {
         Self::conv2d_weight_backward(x, weight, grad, options)
     }
 
-    /// BatchNorm with the batch's statistics: returns the output, the mean and the biased
-    /// variance (as Burn's `batch_norm_train`).
+    /// BatchNorm with the batch's statistics, then ReLU when `relu`: returns the output, the
+    /// mean and the biased variance (as Burn's `batch_norm_train`).
     fn cnnzoo_batch_norm_train(
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
         beta: FloatTensor<Self>,
         epsilon: f64,
+        relu: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         let r = Self::batch_norm_train(x, gamma, beta, epsilon);
-        (r.output, r.mean, r.variance)
+        let output = if relu { Self::relu(r.output) } else { r.output };
+        (output, r.mean, r.variance)
     }
 
     /// Gradients of [`Self::cnnzoo_batch_norm_train`] with respect to `x`, `gamma` and `beta`.
+    #[allow(clippy::too_many_arguments)]
     fn cnnzoo_batch_norm_train_backward(
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
         mean: FloatTensor<Self>,
         variance: FloatTensor<Self>,
         epsilon: f64,
+        relu: bool,
         grad: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let grad = if relu {
+            let pre = Self::batch_norm(
+                x.clone(),
+                gamma.clone(),
+                beta,
+                mean.clone(),
+                variance.clone(),
+                epsilon,
+            );
+            Self::relu_backward(pre, grad)
+        } else {
+            grad
+        };
         let r = Self::batch_norm_train_backward(x, gamma, mean, variance, epsilon, grad);
         (r.x_grad, r.gamma_grad, r.beta_grad)
     }
 
-    /// BatchNorm with given (running) statistics.
+    /// BatchNorm with given (running) statistics, then ReLU when `relu`.
     fn cnnzoo_batch_norm_eval(
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
@@ -89,8 +107,10 @@ pub trait ConvKernels: Backend {
         mean: FloatTensor<Self>,
         variance: FloatTensor<Self>,
         epsilon: f64,
+        relu: bool,
     ) -> FloatTensor<Self> {
-        Self::batch_norm(x, gamma, beta, mean, variance, epsilon)
+        let y = Self::batch_norm(x, gamma, beta, mean, variance, epsilon);
+        if relu { Self::relu(y) } else { y }
     }
 }
 
@@ -181,25 +201,42 @@ impl ConvKernels for Flex {
         gamma: FlexTensor,
         beta: FlexTensor,
         epsilon: f64,
+        relu: bool,
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
         let Some(s) = norm_shape(&[&x, &gamma, &beta]) else {
             let r = Flex::batch_norm_train(x, gamma, beta, epsilon);
-            return (r.output, r.mean, r.variance);
+            let output = if relu { Flex::relu(r.output) } else { r.output };
+            return (output, r.mean, r.variance);
         };
         let (y, mean, var) =
-            batch_norm::forward_train(s, &f32s(&x), &f32s(&gamma), &f32s(&beta), epsilon);
+            batch_norm::forward_train(s, &f32s(&x), &f32s(&gamma), &f32s(&beta), epsilon, relu);
         (like(y, &x), vector(mean), vector(var))
     }
 
     fn cnnzoo_batch_norm_train_backward(
         x: FlexTensor,
         gamma: FlexTensor,
+        beta: FlexTensor,
         mean: FlexTensor,
         variance: FlexTensor,
         epsilon: f64,
+        relu: bool,
         grad: FlexTensor,
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
-        let Some(s) = norm_shape(&[&x, &gamma, &mean, &variance, &grad]) else {
+        let Some(s) = norm_shape(&[&x, &gamma, &beta, &mean, &variance, &grad]) else {
+            let grad = if relu {
+                let pre = Flex::batch_norm(
+                    x.clone(),
+                    gamma.clone(),
+                    beta,
+                    mean.clone(),
+                    variance.clone(),
+                    epsilon,
+                );
+                Flex::relu_backward(pre, grad)
+            } else {
+                grad
+            };
             let r = Flex::batch_norm_train_backward(x, gamma, mean, variance, epsilon, grad);
             return (r.x_grad, r.gamma_grad, r.beta_grad);
         };
@@ -207,9 +244,11 @@ impl ConvKernels for Flex {
             s,
             &f32s(&x),
             &f32s(&gamma),
+            &f32s(&beta),
             &f32s(&mean),
             &f32s(&variance),
             epsilon,
+            relu,
             &f32s(&grad),
         );
         (like(dx, &x), vector(dgamma), vector(dbeta))
@@ -222,9 +261,11 @@ impl ConvKernels for Flex {
         mean: FlexTensor,
         variance: FlexTensor,
         epsilon: f64,
+        relu: bool,
     ) -> FlexTensor {
         let Some(s) = norm_shape(&[&x, &gamma, &beta, &mean, &variance]) else {
-            return Flex::batch_norm(x, gamma, beta, mean, variance, epsilon);
+            let y = Flex::batch_norm(x, gamma, beta, mean, variance, epsilon);
+            return if relu { Flex::relu(y) } else { y };
         };
         let y = batch_norm::forward_eval(
             s,
@@ -234,6 +275,7 @@ impl ConvKernels for Flex {
             &f32s(&mean),
             &f32s(&variance),
             epsilon,
+            relu,
         );
         like(y, &x)
     }
@@ -341,6 +383,7 @@ impl<B: Backend + ConvKernels, C: CheckpointStrategy> ConvKernels for Autodiff<B
         gamma: FloatTensor<Self>,
         beta: FloatTensor<Self>,
         epsilon: f64,
+        relu: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         let prepared = BatchNormBackward
             .prepare::<C>([x.node(), gamma.node(), beta.node()])
@@ -351,13 +394,23 @@ impl<B: Backend + ConvKernels, C: CheckpointStrategy> ConvKernels for Autodiff<B
             OpsKind::Tracked(mut prep) => {
                 let x_state = prep.checkpoint(&x);
                 let gamma_state = prep.checkpoint(&gamma);
+                let beta_state = prep.checkpoint(&beta);
                 (y, mean, var) = B::cnnzoo_batch_norm_train(
                     x.into_primitive(),
                     gamma.into_primitive(),
                     beta.into_primitive(),
                     epsilon,
+                    relu,
                 );
-                let state = (x_state, gamma_state, mean.clone(), var.clone(), epsilon);
+                let state = (
+                    x_state,
+                    gamma_state,
+                    beta_state,
+                    mean.clone(),
+                    var.clone(),
+                    epsilon,
+                    relu,
+                );
                 prep.finish(state, y)
             }
             OpsKind::UnTracked(prep) => {
@@ -366,6 +419,7 @@ impl<B: Backend + ConvKernels, C: CheckpointStrategy> ConvKernels for Autodiff<B
                     gamma.into_primitive(),
                     beta.into_primitive(),
                     epsilon,
+                    relu,
                 );
                 prep.finish(y)
             }
@@ -379,8 +433,17 @@ impl<B: Backend + ConvKernels, C: CheckpointStrategy> ConvKernels for Autodiff<B
 struct BatchNormBackward;
 
 impl<B: Backend + ConvKernels> Backward<B, 3> for BatchNormBackward {
-    // The input and gamma are checkpointed; the batch statistics come along as computed.
-    type State = (NodeId, NodeId, FloatTensor<B>, FloatTensor<B>, f64);
+    // The input, gamma and beta are checkpointed (beta locates the ReLU's mask); the batch
+    // statistics come along as computed.
+    type State = (
+        NodeId,
+        NodeId,
+        NodeId,
+        FloatTensor<B>,
+        FloatTensor<B>,
+        f64,
+        bool,
+    );
 
     fn backward(
         self,
@@ -390,11 +453,13 @@ impl<B: Backend + ConvKernels> Backward<B, 3> for BatchNormBackward {
     ) {
         let [node_x, node_gamma, node_beta] = ops.parents;
         let grad = grads.consume::<B>(&ops.node);
-        let (x_state, gamma_state, mean, variance, epsilon) = ops.state;
+        let (x_state, gamma_state, beta_state, mean, variance, epsilon, relu) = ops.state;
         let x = checkpointer.retrieve_node_output::<FloatTensor<B>>(x_state);
         let gamma = checkpointer.retrieve_node_output::<FloatTensor<B>>(gamma_state);
-        let (dx, dgamma, dbeta) =
-            B::cnnzoo_batch_norm_train_backward(x, gamma, mean, variance, epsilon, grad);
+        let beta = checkpointer.retrieve_node_output::<FloatTensor<B>>(beta_state);
+        let (dx, dgamma, dbeta) = B::cnnzoo_batch_norm_train_backward(
+            x, gamma, beta, mean, variance, epsilon, relu, grad,
+        );
         for (node, g) in [(node_x, dx), (node_gamma, dgamma), (node_beta, dbeta)] {
             if let Some(node) = node {
                 grads.register::<B>(node.id, g);
@@ -403,28 +468,36 @@ impl<B: Backend + ConvKernels> Backward<B, 3> for BatchNormBackward {
     }
 }
 
-/// Whether tensors on `device` run on Flex, where cnnzoo's kernels exist.
-fn on_flex(device: &Device) -> bool {
+/// Whether tensors on `device` run cnnzoo's kernels: Flex devices, with or without autodiff.
+pub fn uses_kernels(device: &Device) -> bool {
     device.clone().without_autodiff() == Device::flex()
 }
 
-/// BatchNorm with the batch's statistics, as `burn::tensor::module::batch_norm_train`:
-/// returns the output, the batch mean and the biased batch variance.
+/// BatchNorm with the batch's statistics, as `burn::tensor::module::batch_norm_train`,
+/// followed by ReLU in the same pass when `relu`: returns the output, the batch mean and the
+/// biased batch variance.
 pub fn batch_norm_train<const D: usize>(
     x: Tensor<D>,
     gamma: Tensor<1>,
     beta: Tensor<1>,
     epsilon: f64,
+    relu: bool,
 ) -> (Tensor<D>, Tensor<1>, Tensor<1>) {
-    if !on_flex(&x.device()) {
+    if !uses_kernels(&x.device()) {
         let r = burn::tensor::module::batch_norm_train(x, gamma, beta, epsilon);
-        return (r.output, r.mean, r.variance);
+        let output = if relu {
+            burn::tensor::activation::relu(r.output)
+        } else {
+            r.output
+        };
+        return (output, r.mean, r.variance);
     }
     let (y, mean, var) = <Dispatch as ConvKernels>::cnnzoo_batch_norm_train(
         x.into_dispatch(),
         gamma.into_dispatch(),
         beta.into_dispatch(),
         epsilon,
+        relu,
     );
     (
         Tensor::from_dispatch(y),
@@ -433,7 +506,8 @@ pub fn batch_norm_train<const D: usize>(
     )
 }
 
-/// BatchNorm with given statistics, as `burn::tensor::module::batch_norm`.
+/// BatchNorm with given statistics, as `burn::tensor::module::batch_norm`, followed by ReLU
+/// in the same pass when `relu`.
 pub fn batch_norm<const D: usize>(
     x: Tensor<D>,
     gamma: Tensor<1>,
@@ -441,9 +515,15 @@ pub fn batch_norm<const D: usize>(
     mean: Tensor<1>,
     variance: Tensor<1>,
     epsilon: f64,
+    relu: bool,
 ) -> Tensor<D> {
-    if !on_flex(&x.device()) {
-        return burn::tensor::module::batch_norm(x, gamma, beta, mean, variance, epsilon);
+    if !uses_kernels(&x.device()) {
+        let y = burn::tensor::module::batch_norm(x, gamma, beta, mean, variance, epsilon);
+        return if relu {
+            burn::tensor::activation::relu(y)
+        } else {
+            y
+        };
     }
     Tensor::from_dispatch(<Dispatch as ConvKernels>::cnnzoo_batch_norm_eval(
         x.into_dispatch(),
@@ -452,6 +532,7 @@ pub fn batch_norm<const D: usize>(
         mean.into_dispatch(),
         variance.into_dispatch(),
         epsilon,
+        relu,
     ))
 }
 
@@ -463,7 +544,7 @@ pub fn conv2d(
     bias: Option<Tensor<1>>,
     options: ConvOptions<2>,
 ) -> Tensor<4> {
-    if !on_flex(&x.device()) {
+    if !uses_kernels(&x.device()) {
         return burn::tensor::module::conv2d(x, weight, bias, options);
     }
     let y = Tensor::<4>::from_dispatch(<Dispatch as ConvKernels>::cnnzoo_conv2d(

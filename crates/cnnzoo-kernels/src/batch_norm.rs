@@ -70,13 +70,15 @@ fn lane_sum2(p: &[f32], q: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
-/// Training forward: returns the output, the batch mean and the biased batch variance.
+/// Training forward, followed by ReLU when `relu`: returns the output, the batch mean and the
+/// biased batch variance.
 pub fn forward_train(
     s: NormShape,
     x: &[f32],
     gamma: &[f32],
     beta: &[f32],
     epsilon: f64,
+    relu: bool,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     assert_eq!(x.len(), s.len(), "input length");
     let stats: Vec<(f64, f64)> = (0..s.channels)
@@ -102,14 +104,14 @@ pub fn forward_train(
             (scale as f32, (b as f64 - mean * scale) as f32)
         })
         .collect();
-    let y = affine(s, x, &scale_shift);
+    let y = affine(s, x, &scale_shift, relu);
     let mean = stats.iter().map(|&(m, _)| m as f32).collect();
     let var = stats.iter().map(|&(_, v)| v as f32).collect();
     (y, mean, var)
 }
 
-/// `y = x * scale[c] + shift[c]`, plane by plane.
-fn affine(s: NormShape, x: &[f32], scale_shift: &[(f32, f32)]) -> Vec<f32> {
+/// `y = x * scale[c] + shift[c]` (then `max(y, 0)` when `relu`), plane by plane.
+fn affine(s: NormShape, x: &[f32], scale_shift: &[(f32, f32)], relu: bool) -> Vec<f32> {
     let mut y = vec![0.0f32; s.len()];
     if s.plane == 0 {
         return y;
@@ -119,14 +121,21 @@ fn affine(s: NormShape, x: &[f32], scale_shift: &[(f32, f32)]) -> Vec<f32> {
         .enumerate()
         .for_each(|(i, (yp, xp))| {
             let (scale, shift) = scale_shift[i % s.channels];
-            for (o, v) in yp.iter_mut().zip(xp) {
-                *o = v * scale + shift;
+            if relu {
+                for (o, v) in yp.iter_mut().zip(xp) {
+                    *o = (v * scale + shift).max(0.0);
+                }
+            } else {
+                for (o, v) in yp.iter_mut().zip(xp) {
+                    *o = v * scale + shift;
+                }
             }
         });
     y
 }
 
-/// Inference: normalise with the given (running) statistics.
+/// Inference: normalise with the given (running) statistics, then ReLU when `relu`.
+#[allow(clippy::too_many_arguments)]
 pub fn forward_eval(
     s: NormShape,
     x: &[f32],
@@ -135,6 +144,7 @@ pub fn forward_eval(
     mean: &[f32],
     var: &[f32],
     epsilon: f64,
+    relu: bool,
 ) -> Vec<f32> {
     assert_eq!(x.len(), s.len(), "input length");
     let scale_shift: Vec<(f32, f32)> = (0..s.channels)
@@ -146,17 +156,21 @@ pub fn forward_eval(
             )
         })
         .collect();
-    affine(s, x, &scale_shift)
+    affine(s, x, &scale_shift, relu)
 }
 
 /// Backward of [`forward_train`]: returns the gradients of the input, `gamma` and `beta`.
+/// With `relu`, the ReLU's mask is recomputed from `x` (no activation is kept for it).
+#[allow(clippy::too_many_arguments)]
 pub fn backward_train(
     s: NormShape,
     x: &[f32],
     gamma: &[f32],
+    beta: &[f32],
     mean: &[f32],
     var: &[f32],
     epsilon: f64,
+    relu: bool,
     dy: &[f32],
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     assert_eq!(x.len(), s.len(), "input length");
@@ -165,15 +179,34 @@ pub fn backward_train(
         .iter()
         .map(|&v| 1.0 / (v as f64 + epsilon).sqrt())
         .collect();
+    // The pre-activation is x * scale + shift; with `relu`, dy counts only where it is > 0.
+    let scale_shift: Vec<(f32, f32)> = (0..s.channels)
+        .map(|c| {
+            let scale = gamma[c] as f64 * inv_std[c];
+            let shift = if relu {
+                beta[c] as f64 - mean[c] as f64 * scale
+            } else {
+                0.0
+            };
+            (scale as f32, shift as f32)
+        })
+        .collect();
+    let gate = |xv: f32, dv: f32, (scale, shift): (f32, f32)| {
+        if !relu || xv * scale + shift > 0.0 {
+            dv
+        } else {
+            0.0
+        }
+    };
     // Per channel: sum(dy) and sum(dy * xhat).
     let sums: Vec<(f64, f64)> = (0..s.channels)
         .into_par_iter()
         .map(|c| {
-            let m = mean[c];
+            let (m, ss) = (mean[c], scale_shift[c]);
             let (mut sd, mut sdx) = (0.0f64, 0.0f64);
             for (xp, dp) in s.planes(x, c).zip(s.planes(dy, c)) {
-                let a = lane_sum(dp, |v| v);
-                let b = lane_sum2(xp, dp, |xv, dv| dv * (xv - m));
+                let a = lane_sum2(xp, dp, |xv, dv| gate(xv, dv, ss));
+                let b = lane_sum2(xp, dp, |xv, dv| gate(xv, dv, ss) * (xv - m));
                 sd += a as f64;
                 sdx += b as f64;
             }
@@ -202,9 +235,16 @@ pub fn backward_train(
             .zip(x.par_chunks(s.plane).zip(dy.par_chunks(s.plane)))
             .enumerate()
             .for_each(|(i, (dxp, (xp, dp)))| {
-                let (a, b, c) = coef[i % s.channels];
-                for ((o, xv), dv) in dxp.iter_mut().zip(xp).zip(dp) {
-                    *o = a * dv + b * xv + c;
+                let ch = i % s.channels;
+                let ((a, b, c), ss) = (coef[ch], scale_shift[ch]);
+                if relu {
+                    for ((o, xv), dv) in dxp.iter_mut().zip(xp).zip(dp) {
+                        *o = a * gate(*xv, *dv, ss) + b * xv + c;
+                    }
+                } else {
+                    for ((o, xv), dv) in dxp.iter_mut().zip(xp).zip(dp) {
+                        *o = a * dv + b * xv + c;
+                    }
                 }
             });
     }

@@ -10,5 +10,5 @@ pub mod backend;
 pub mod batch_norm;
 pub mod conv;
 
-pub use backend::{ConvKernels, batch_norm, batch_norm_train, conv2d};
+pub use backend::{ConvKernels, batch_norm, batch_norm_train, conv2d, uses_kernels};
 pub use conv::ConvGeometry;

@@ -11,7 +11,7 @@ use burn::tensor::activation;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::blocks::layers::{batch_norm, conv2d};
+use crate::blocks::layers::{batch_norm_act, conv2d};
 use crate::init::{constant, conv2d_kaiming};
 use crate::summary::{FeatureShape, ShapeError, Summarize, Summary, join};
 
@@ -195,13 +195,10 @@ impl ConvBnAct {
     /// Applies conv, norm and activation.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let x = conv2d(&self.conv, x);
-        let x = match &self.bn {
-            Some(bn) => batch_norm(bn, x),
-            None => x,
-        };
-        match self.act {
-            Some(act) => act.apply(x),
-            None => x,
+        match (&self.bn, self.act) {
+            (Some(bn), act) => batch_norm_act(bn, x, act),
+            (None, Some(act)) => act.apply(x),
+            (None, None) => x,
         }
     }
 
@@ -241,13 +238,10 @@ pub struct BnActConv {
 impl BnActConv {
     /// Applies norm, activation and conv.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = match &self.bn {
-            Some(bn) => batch_norm(bn, x),
-            None => x,
-        };
-        let x = match self.act {
-            Some(act) => act.apply(x),
-            None => x,
+        let x = match (&self.bn, self.act) {
+            (Some(bn), act) => batch_norm_act(bn, x, act),
+            (None, Some(act)) => act.apply(x),
+            (None, None) => x,
         };
         conv2d(&self.conv, x)
     }

@@ -9,6 +9,8 @@ use burn::nn::{BatchNorm, PaddingConfig2d};
 use burn::tensor::Tensor;
 use burn::tensor::ops::ConvOptions;
 
+use crate::blocks::conv_bn_act::Activation;
+
 /// `conv.forward(x)`, computed by [`cnnzoo_kernels::conv2d`].
 pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     let [_, _, height, width] = x.dims();
@@ -45,14 +47,31 @@ fn same_padding(kernel: usize, stride: usize, size: usize) -> (usize, usize) {
 /// update) when the layer trains on an autodiff device, the running statistics otherwise,
 /// exactly as Burn's `BatchNorm::forward` decides.
 pub fn batch_norm<const D: usize>(bn: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
+    normalise(bn, x, false)
+}
+
+/// `act(bn.forward(x))`; BatchNorm + ReLU is one fused pass forward and backward.
+pub fn batch_norm_act<const D: usize>(
+    bn: &BatchNorm,
+    x: Tensor<D>,
+    act: Option<Activation>,
+) -> Tensor<D> {
+    match act {
+        Some(Activation::Relu) => normalise(bn, x, true),
+        Some(other) => other.apply(normalise(bn, x, false)),
+        None => normalise(bn, x, false),
+    }
+}
+
+fn normalise<const D: usize>(bn: &BatchNorm, x: Tensor<D>, relu: bool) -> Tensor<D> {
     let device = x.device();
+    let (gamma, beta, eps) = (bn.gamma.val(), bn.beta.val(), bn.epsilon);
     if !(device.is_autodiff() && bn.training.is_enabled()) {
         let mean = bn.running_mean.value().to_device(&device);
         let var = bn.running_var.value().to_device(&device);
-        return cnnzoo_kernels::batch_norm(x, bn.gamma.val(), bn.beta.val(), mean, var, bn.epsilon);
+        return cnnzoo_kernels::batch_norm(x, gamma, beta, mean, var, eps, relu);
     }
-    let (y, mean, var) =
-        cnnzoo_kernels::batch_norm_train(x, bn.gamma.val(), bn.beta.val(), bn.epsilon);
+    let (y, mean, var) = cnnzoo_kernels::batch_norm_train(x, gamma, beta, eps, relu);
     let m = bn.momentum;
     let running_mean = bn.running_mean.value_sync().to_device(&device);
     let running_var = bn.running_var.value_sync().to_device(&device);
@@ -69,7 +88,8 @@ mod tests {
     use burn::nn::BatchNormConfig;
     use burn::tensor::{Device, Distribution, Tensor};
 
-    use super::batch_norm;
+    use super::{batch_norm, batch_norm_act};
+    use crate::blocks::Activation;
 
     fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
         t.into_data().try_to_vec::<f32>().unwrap()
@@ -118,8 +138,12 @@ mod tests {
         let x = x.inner();
         let (a, b) = (
             values(batch_norm(&ours, x.clone())),
-            values(burns.forward(x)),
+            values(burns.forward(x.clone())),
         );
         assert!(max_diff(&a, &b) < 1e-4, "eval output: {}", max_diff(&a, &b));
+        let fused = values(batch_norm_act(&ours, x.clone(), Some(Activation::Relu)));
+        let reference = values(burn::tensor::activation::relu(burns.forward(x)));
+        assert!(max_diff(&fused, &reference) < 1e-4, "eval + relu");
+        assert!(fused.iter().any(|v| *v == 0.0) && fused.iter().any(|v| *v > 0.0));
     }
 }
