@@ -203,8 +203,26 @@ fn col2im(g: &ConvGeometry, cols: &[f32], c0: usize, dx: &mut [f32]) {
     }
 }
 
+/// Images per rayon job: an even share per worker, so each worker makes its im2col buffer
+/// once per call instead of once per adaptive split.
+fn images_per_worker(batch: usize) -> usize {
+    batch.div_ceil(rayon::current_num_threads().max(1)).max(1)
+}
+
+/// How each GEMM is threaded: serially when there are at least as many images as workers
+/// (the callers spread images over the workers), across the workers when there are fewer
+/// (batch-1 inference would otherwise use one core).
+fn gemm_parallelism(batch: usize) -> gemm::Parallelism {
+    let threads = rayon::current_num_threads();
+    if batch >= threads {
+        gemm::Parallelism::None
+    } else {
+        gemm::Parallelism::Rayon(threads)
+    }
+}
+
 /// `dst[m, n] (+)= lhs[m, k] * rhs[k, n]`, all row-major with the given row strides, or with
-/// `lhs` / `rhs` read transposed. One thread: the callers parallelise over images.
+/// `lhs` / `rhs` read transposed, threaded as `par` says.
 #[allow(clippy::too_many_arguments)]
 fn gemm_rm(
     m: usize,
@@ -216,6 +234,7 @@ fn gemm_rm(
     lhs_t: bool,
     rhs: &[f32],
     rhs_t: bool,
+    par: gemm::Parallelism,
 ) {
     debug_assert!(dst.len() >= m * n);
     // Row-major [r, c] with row stride s: column stride 1, row stride s. A transposed operand
@@ -253,7 +272,7 @@ fn gemm_rm(
             false,
             false,
             false,
-            gemm::Parallelism::None,
+            par,
         )
     }
 }
@@ -276,8 +295,10 @@ pub fn conv2d_forward(
         return out;
     }
     let pointwise = g.is_pointwise();
+    let par = gemm_parallelism(g.batch);
     out.par_chunks_mut(out_img)
         .zip(x.par_chunks(in_img))
+        .with_min_len(images_per_worker(g.batch))
         .for_each_init(
             || {
                 if pointwise {
@@ -310,6 +331,7 @@ pub fn conv2d_forward(
                         false,
                         rhs,
                         false,
+                        par,
                     );
                 }
             },
@@ -330,8 +352,10 @@ pub fn conv2d_backward_data(g: &ConvGeometry, dy: &[f32], weight: &[f32]) -> Vec
         return dx;
     }
     let pointwise = g.is_pointwise();
+    let par = gemm_parallelism(g.batch);
     dx.par_chunks_mut(in_img)
         .zip(dy.par_chunks(out_img))
+        .with_min_len(images_per_worker(g.batch))
         .for_each_init(
             || {
                 if pointwise {
@@ -346,9 +370,9 @@ pub fn conv2d_backward_data(g: &ConvGeometry, dy: &[f32], weight: &[f32]) -> Vec
                     let dyg = &dyi[gi * cout_g * p..(gi + 1) * cout_g * p];
                     if pointwise {
                         let dst = &mut dxi[gi * cin_g * p..(gi + 1) * cin_g * p];
-                        gemm_rm(k, p, cout_g, dst, false, wg, true, dyg, false);
+                        gemm_rm(k, p, cout_g, dst, false, wg, true, dyg, false, par);
                     } else {
-                        gemm_rm(k, p, cout_g, cols, false, wg, true, dyg, false);
+                        gemm_rm(k, p, cout_g, cols, false, wg, true, dyg, false, par);
                         col2im(g, cols, gi * cin_g, dxi);
                     }
                 }
@@ -370,6 +394,7 @@ pub fn conv2d_backward_weight(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f3
         return vec![0.0; wlen];
     }
     let pointwise = g.is_pointwise();
+    let par = gemm_parallelism(g.batch);
     // Fixed chunks (not rayon's adaptive split) so the summation order, and so the result,
     // does not depend on scheduling.
     let chunks = rayon::current_num_threads().clamp(1, g.batch);
@@ -396,7 +421,7 @@ pub fn conv2d_backward_weight(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f3
                     };
                     let dyg = &dyi[gi * cout_g * p..(gi + 1) * cout_g * p];
                     let dst = &mut acc[gi * cout_g * k..(gi + 1) * cout_g * k];
-                    gemm_rm(cout_g, k, p, dst, !first, dyg, false, rhs, true);
+                    gemm_rm(cout_g, k, p, dst, !first, dyg, false, rhs, true, par);
                 }
                 first = false;
             }

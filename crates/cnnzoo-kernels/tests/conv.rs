@@ -231,12 +231,11 @@ fn gradients_match_finite_differences() {
         (up - down) / (2.0 * h)
     };
     // Every weight element and a spread of input elements (borders included).
-    for at in 0..dw.len() {
+    for (at, analytic) in dw.iter().enumerate() {
         let n = numeric(&w, 1, at);
         assert!(
-            (n - dw[at]).abs() <= 2e-2 * (1.0 + n.abs()),
-            "dL/dw[{at}]: numeric {n}, analytic {}",
-            dw[at]
+            (n - analytic).abs() <= 2e-2 * (1.0 + n.abs()),
+            "dL/dw[{at}]: numeric {n}, analytic {analytic}"
         );
     }
     for at in (0..dx.len()).step_by(7) {
