@@ -209,6 +209,12 @@ fn images_per_worker(batch: usize) -> usize {
     batch.div_ceil(rayon::current_num_threads().max(1)).max(1)
 }
 
+/// A 1x1 convolution of 1x1 maps without groups (SE's excitation FCs, a NiN head on a pooled
+/// map) is a plain matrix product over the batch: `[N, C]` rows, one GEMM for all images.
+fn is_matrix_product(g: &ConvGeometry) -> bool {
+    g.is_pointwise() && g.p() == 1 && g.groups == 1
+}
+
 /// How each GEMM is threaded: serially when there are at least as many images as workers
 /// (the callers spread images over the workers), across the workers when there are fewer
 /// (batch-1 inference would otherwise use one core).
@@ -294,6 +300,29 @@ pub fn conv2d_forward(
     if out.is_empty() {
         return out;
     }
+    if is_matrix_product(g) {
+        // out [N, O] = x [N, C] * weight [O, C]^T (+ bias per column).
+        if let Some(b) = bias {
+            for row in out.chunks_mut(g.out_channels) {
+                row.copy_from_slice(b);
+            }
+        }
+        let (n, o, c) = (g.batch, g.out_channels, g.in_channels);
+        let par = gemm::Parallelism::Rayon(rayon::current_num_threads());
+        gemm_rm(
+            n,
+            o,
+            c,
+            &mut out,
+            bias.is_some(),
+            x,
+            false,
+            weight,
+            true,
+            par,
+        );
+        return out;
+    }
     let pointwise = g.is_pointwise();
     let par = gemm_parallelism(g.batch);
     out.par_chunks_mut(out_img)
@@ -351,6 +380,13 @@ pub fn conv2d_backward_data(g: &ConvGeometry, dy: &[f32], weight: &[f32]) -> Vec
     if dx.is_empty() || dy.is_empty() {
         return dx;
     }
+    if is_matrix_product(g) {
+        // dx [N, C] = dy [N, O] * weight [O, C].
+        let (n, o, c) = (g.batch, g.out_channels, g.in_channels);
+        let par = gemm::Parallelism::Rayon(rayon::current_num_threads());
+        gemm_rm(n, c, o, &mut dx, false, dy, false, weight, false, par);
+        return dx;
+    }
     let pointwise = g.is_pointwise();
     let par = gemm_parallelism(g.batch);
     dx.par_chunks_mut(in_img)
@@ -392,6 +428,14 @@ pub fn conv2d_backward_weight(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f3
     let wlen = g.weight_len();
     if g.batch == 0 || p == 0 {
         return vec![0.0; wlen];
+    }
+    if is_matrix_product(g) {
+        // dw [O, C] = dy [N, O]^T * x [N, C].
+        let (n, o, c) = (g.batch, g.out_channels, g.in_channels);
+        let mut dw = vec![0.0f32; wlen];
+        let par = gemm::Parallelism::Rayon(rayon::current_num_threads());
+        gemm_rm(o, c, n, &mut dw, false, dy, true, x, false, par);
+        return dw;
     }
     let pointwise = g.is_pointwise();
     let par = gemm_parallelism(g.batch);

@@ -57,6 +57,16 @@ const CASES: &[Case] = &[
         dilation: [1, 1],
         groups: 1,
     },
+    // SE excitation FCs: 1x1 on 1x1 maps, one matrix product over the batch.
+    Case {
+        x: [5, 12, 1, 1],
+        out: 3,
+        kernel: [1, 1],
+        stride: [1, 1],
+        padding: [0, 0],
+        dilation: [1, 1],
+        groups: 1,
+    },
     // ResNeXt grouped 3x3 and a depthwise-like case.
     Case {
         x: [2, 8, 6, 6],
@@ -251,7 +261,7 @@ fn gradients_match_finite_differences() {
 #[test]
 fn without_autodiff_matches_burn() {
     let device = Device::flex();
-    let c = &CASES[4];
+    let c = &CASES[5];
     let x: Tensor<4> = Tensor::random(c.x, Distribution::Normal(0.0, 1.0), &device);
     let w: Tensor<4> = Tensor::random(
         [c.out, c.x[1] / c.groups, 3, 3],
