@@ -1,27 +1,12 @@
 //! cnnzoo's BatchNorm against Burn's `batch_norm_train` / `batch_norm` (outputs, statistics
 //! and all three gradients) and against finite differences.
 
+mod common;
+use common::{assert_close, values};
+
 use burn::tensor::module::{batch_norm as reference_eval, batch_norm_train as reference_train};
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
 use cnnzoo_kernels::{batch_norm, batch_norm_train};
-
-fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().try_to_vec::<f32>().unwrap()
-}
-
-fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f32) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    let scale = want.iter().fold(1.0f32, |m, v| m.max(v.abs()));
-    let worst = got
-        .iter()
-        .zip(want)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, f32::max);
-    assert!(
-        worst <= tol * scale,
-        "{what}: max difference {worst} (scale {scale})"
-    );
-}
 
 #[test]
 fn training_forward_and_gradients_match_burn() {

@@ -1,6 +1,9 @@
 //! cnnzoo's convolution against Burn's reference `conv2d` (forward and both gradients) and
 //! against finite differences.
 
+mod common;
+use common::{assert_close, values};
+
 use burn::tensor::module::conv2d as reference_conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
@@ -129,24 +132,6 @@ fn options(c: &Case) -> ConvOptions<2> {
     ConvOptions::new(c.stride, c.padding, c.dilation, c.groups)
 }
 
-fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().try_to_vec::<f32>().unwrap()
-}
-
-fn assert_close(what: &str, got: &[f32], want: &[f32]) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    let scale = want.iter().fold(1.0f32, |m, v| m.max(v.abs()));
-    let worst = got
-        .iter()
-        .zip(want)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, f32::max);
-    assert!(
-        worst <= 1e-5 * scale,
-        "{what}: max difference {worst} (scale {scale})"
-    );
-}
-
 #[test]
 fn forward_and_gradients_match_burn() {
     let device = Device::flex().autodiff();
@@ -184,10 +169,10 @@ fn forward_and_gradients_match_burn() {
             ));
         }
         let (ours, reference) = (&outs[0], &outs[1]);
-        assert_close(&format!("case {i} forward"), &ours.0, &reference.0);
-        assert_close(&format!("case {i} dL/dx"), &ours.1, &reference.1);
-        assert_close(&format!("case {i} dL/dw"), &ours.2, &reference.2);
-        assert_close(&format!("case {i} dL/db"), &ours.3, &reference.3);
+        assert_close(&format!("case {i} forward"), &ours.0, &reference.0, 1e-5);
+        assert_close(&format!("case {i} dL/dx"), &ours.1, &reference.1, 1e-5);
+        assert_close(&format!("case {i} dL/dw"), &ours.2, &reference.2, 1e-5);
+        assert_close(&format!("case {i} dL/db"), &ours.3, &reference.3, 1e-5);
     }
 }
 
@@ -270,7 +255,7 @@ fn without_autodiff_matches_burn() {
     );
     let ours = values(conv2d(x.clone(), w.clone(), None, options(c)));
     let reference = values(reference_conv2d(x, w, None, options(c)));
-    assert_close("inference forward", &ours, &reference);
+    assert_close("inference forward", &ours, &reference, 1e-5);
 }
 
 #[test]
@@ -285,6 +270,7 @@ fn transposed_input_is_read_correctly() {
         "permuted",
         &values(conv2d(permuted.clone(), w.clone(), None, opts.clone())),
         &values(reference_conv2d(permuted, w.clone(), None, opts.clone())),
+        1e-5,
     );
 }
 
