@@ -43,7 +43,7 @@ fn main() {
         let mut burn_t = Vec::new();
         for _ in 0..5 {
             let t = Instant::now();
-            let y = conv::conv2d_forward(&g, &xv, &wv, None);
+            let y = conv::conv2d_forward(&g, &xv, &wv);
             let dx = conv::conv2d_backward_data(&g, &y, &wv);
             let dw = conv::conv2d_backward_weight(&g, &xv, &y);
             std::hint::black_box((dx, dw));

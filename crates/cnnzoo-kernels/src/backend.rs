@@ -15,7 +15,7 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
-use burn::backend::ops::{ActivationOps, ModuleOps};
+use burn::backend::ops::ModuleOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, TensorMetadata, backend_extension};
 use burn::tensor::ops::ConvOptions;
@@ -65,9 +65,7 @@ pub trait ConvKernels: Backend {
         epsilon: f64,
         relu: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        let r = Self::batch_norm_train(x, gamma, beta, epsilon);
-        let output = if relu { Self::relu(r.output) } else { r.output };
-        (output, r.mean, r.variance)
+        burn_batch_norm_train::<Self>(x, gamma, beta, epsilon, relu)
     }
 
     /// Gradients of [`Self::cnnzoo_batch_norm_train`] with respect to `x`, `gamma` and `beta`.
@@ -82,21 +80,7 @@ pub trait ConvKernels: Backend {
         relu: bool,
         grad: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        let grad = if relu {
-            let pre = Self::batch_norm(
-                x.clone(),
-                gamma.clone(),
-                beta,
-                mean.clone(),
-                variance.clone(),
-                epsilon,
-            );
-            Self::relu_backward(pre, grad)
-        } else {
-            grad
-        };
-        let r = Self::batch_norm_train_backward(x, gamma, mean, variance, epsilon, grad);
-        (r.x_grad, r.gamma_grad, r.beta_grad)
+        burn_batch_norm_train_backward::<Self>(x, gamma, beta, mean, variance, epsilon, relu, grad)
     }
 
     /// BatchNorm with given (running) statistics, then ReLU when `relu`.
@@ -109,9 +93,64 @@ pub trait ConvKernels: Backend {
         epsilon: f64,
         relu: bool,
     ) -> FloatTensor<Self> {
-        let y = Self::batch_norm(x, gamma, beta, mean, variance, epsilon);
-        if relu { Self::relu(y) } else { y }
+        burn_batch_norm_eval::<Self>(x, gamma, beta, mean, variance, epsilon, relu)
     }
+}
+
+/// [`ConvKernels::cnnzoo_batch_norm_train`] from Burn's operations.
+fn burn_batch_norm_train<B: Backend>(
+    x: FloatTensor<B>,
+    gamma: FloatTensor<B>,
+    beta: FloatTensor<B>,
+    epsilon: f64,
+    relu: bool,
+) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
+    let r = B::batch_norm_train(x, gamma, beta, epsilon);
+    let output = if relu { B::relu(r.output) } else { r.output };
+    (output, r.mean, r.variance)
+}
+
+/// [`ConvKernels::cnnzoo_batch_norm_train_backward`] from Burn's operations.
+#[allow(clippy::too_many_arguments)]
+fn burn_batch_norm_train_backward<B: Backend>(
+    x: FloatTensor<B>,
+    gamma: FloatTensor<B>,
+    beta: FloatTensor<B>,
+    mean: FloatTensor<B>,
+    variance: FloatTensor<B>,
+    epsilon: f64,
+    relu: bool,
+    grad: FloatTensor<B>,
+) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
+    let grad = if relu {
+        let pre = B::batch_norm(
+            x.clone(),
+            gamma.clone(),
+            beta,
+            mean.clone(),
+            variance.clone(),
+            epsilon,
+        );
+        B::relu_backward(pre, grad)
+    } else {
+        grad
+    };
+    let r = B::batch_norm_train_backward(x, gamma, mean, variance, epsilon, grad);
+    (r.x_grad, r.gamma_grad, r.beta_grad)
+}
+
+/// [`ConvKernels::cnnzoo_batch_norm_eval`] from Burn's operations.
+fn burn_batch_norm_eval<B: Backend>(
+    x: FloatTensor<B>,
+    gamma: FloatTensor<B>,
+    beta: FloatTensor<B>,
+    mean: FloatTensor<B>,
+    variance: FloatTensor<B>,
+    epsilon: f64,
+    relu: bool,
+) -> FloatTensor<B> {
+    let y = B::batch_norm(x, gamma, beta, mean, variance, epsilon);
+    if relu { B::relu(y) } else { y }
 }
 
 /// The geometry of a convolution from its tensors' shapes.
@@ -148,12 +187,25 @@ fn flex_tensor(values: Vec<f32>, shape: [usize; 4]) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))
 }
 
-/// Whether the fast path applies: `f32` tensors of rank 4 with a geometry the kernels accept.
+/// Whether the fast path applies: `f32` tensors of rank 4 whose shapes agree (the weight's
+/// input channels with `x`'s, an output gradient with the output) on a geometry the kernels
+/// accept. Anything else goes to Burn's operation, which reports the mismatch itself.
 fn fast_path(tensors: &[&FlexTensor], options: &ConvOptions<2>) -> bool {
-    tensors
+    if !tensors
         .iter()
         .all(|t| t.dtype() == DType::F32 && t.shape().num_dims() == 4)
-        && geometry(tensors[0], tensors[1], options).validate().is_ok()
+    {
+        return false;
+    }
+    let g = geometry(tensors[0], tensors[1], options);
+    let Some([oh, ow]) = g.validate().ok().and_then(|()| g.out_size()) else {
+        return false;
+    };
+    let channels_agree = tensors[1].shape()[1] * g.groups == g.in_channels;
+    let grad_agrees = tensors
+        .get(2)
+        .is_none_or(|dy| dy.shape().dims::<4>() == [g.batch, g.out_channels, oh, ow]);
+    channels_agree && grad_agrees
 }
 
 impl ConvKernels for Flex {
@@ -163,7 +215,7 @@ impl ConvKernels for Flex {
         }
         let g = geometry(&x, &weight, &options);
         let [oh, ow] = g.out_size().expect("validated");
-        let y = conv::conv2d_forward(&g, &f32s(&x), &f32s(&weight), None);
+        let y = conv::conv2d_forward(&g, &f32s(&x), &f32s(&weight));
         flex_tensor(y, [g.batch, g.out_channels, oh, ow])
     }
 
@@ -204,9 +256,7 @@ impl ConvKernels for Flex {
         relu: bool,
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
         let Some(s) = norm_shape(&[&x, &gamma, &beta]) else {
-            let r = Flex::batch_norm_train(x, gamma, beta, epsilon);
-            let output = if relu { Flex::relu(r.output) } else { r.output };
-            return (output, r.mean, r.variance);
+            return burn_batch_norm_train::<Flex>(x, gamma, beta, epsilon, relu);
         };
         let (y, mean, var) =
             batch_norm::forward_train(s, &f32s(&x), &f32s(&gamma), &f32s(&beta), epsilon, relu);
@@ -224,21 +274,9 @@ impl ConvKernels for Flex {
         grad: FlexTensor,
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
         let Some(s) = norm_shape(&[&x, &gamma, &beta, &mean, &variance, &grad]) else {
-            let grad = if relu {
-                let pre = Flex::batch_norm(
-                    x.clone(),
-                    gamma.clone(),
-                    beta,
-                    mean.clone(),
-                    variance.clone(),
-                    epsilon,
-                );
-                Flex::relu_backward(pre, grad)
-            } else {
-                grad
-            };
-            let r = Flex::batch_norm_train_backward(x, gamma, mean, variance, epsilon, grad);
-            return (r.x_grad, r.gamma_grad, r.beta_grad);
+            return burn_batch_norm_train_backward::<Flex>(
+                x, gamma, beta, mean, variance, epsilon, relu, grad,
+            );
         };
         let (dx, dgamma, dbeta) = batch_norm::backward_train(
             s,
@@ -264,8 +302,7 @@ impl ConvKernels for Flex {
         relu: bool,
     ) -> FlexTensor {
         let Some(s) = norm_shape(&[&x, &gamma, &beta, &mean, &variance]) else {
-            let y = Flex::batch_norm(x, gamma, beta, mean, variance, epsilon);
-            return if relu { Flex::relu(y) } else { y };
+            return burn_batch_norm_eval::<Flex>(x, gamma, beta, mean, variance, epsilon, relu);
         };
         let y = batch_norm::forward_eval(
             s,
@@ -473,6 +510,12 @@ pub fn uses_kernels(device: &Device) -> bool {
     device.clone().without_autodiff() == Device::flex()
 }
 
+/// Whether `x` has rank 2 or more and every vector holds one value per channel of `x`; when
+/// not, the call goes to Burn's operation, which checks its arguments and says what is wrong.
+fn per_channel<const D: usize>(x: &Tensor<D>, vectors: &[&Tensor<1>]) -> bool {
+    D >= 2 && vectors.iter().all(|v| v.dims() == [x.dims()[1]])
+}
+
 /// BatchNorm with the batch's statistics, as `burn::tensor::module::batch_norm_train`,
 /// followed by ReLU in the same pass when `relu`: returns the output, the batch mean and the
 /// biased batch variance.
@@ -483,7 +526,7 @@ pub fn batch_norm_train<const D: usize>(
     epsilon: f64,
     relu: bool,
 ) -> (Tensor<D>, Tensor<1>, Tensor<1>) {
-    if !uses_kernels(&x.device()) {
+    if !uses_kernels(&x.device()) || !per_channel(&x, &[&gamma, &beta]) {
         let r = burn::tensor::module::batch_norm_train(x, gamma, beta, epsilon);
         let output = if relu {
             burn::tensor::activation::relu(r.output)
@@ -517,7 +560,7 @@ pub fn batch_norm<const D: usize>(
     epsilon: f64,
     relu: bool,
 ) -> Tensor<D> {
-    if !uses_kernels(&x.device()) {
+    if !uses_kernels(&x.device()) || !per_channel(&x, &[&gamma, &beta, &mean, &variance]) {
         let y = burn::tensor::module::batch_norm(x, gamma, beta, mean, variance, epsilon);
         return if relu {
             burn::tensor::activation::relu(y)
@@ -544,7 +587,15 @@ pub fn conv2d(
     bias: Option<Tensor<1>>,
     options: ConvOptions<2>,
 ) -> Tensor<4> {
-    if !uses_kernels(&x.device()) {
+    let [_, channels, _, _] = x.dims();
+    let [out, per_group, _, _] = weight.dims();
+    let groups = options.groups;
+    // Inconsistent shapes go to Burn's conv2d too: it checks them and says what is wrong
+    // (the backend operations underneath do not).
+    let shapes_agree = per_group * groups == channels
+        && out.is_multiple_of(groups)
+        && bias.as_ref().is_none_or(|b| b.dims() == [out]);
+    if !uses_kernels(&x.device()) || !shapes_agree {
         return burn::tensor::module::conv2d(x, weight, bias, options);
     }
     let y = Tensor::<4>::from_dispatch(<Dispatch as ConvKernels>::cnnzoo_conv2d(

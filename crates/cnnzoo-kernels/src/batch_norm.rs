@@ -70,6 +70,13 @@ fn lane_sum2(p: &[f32], q: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
+/// BatchNorm as one affine map per channel: `(scale, shift)` with
+/// `y = x * scale + shift`, `scale = gamma / sqrt(var + eps)`, `shift = beta - mean * scale`.
+fn fold(gamma: f32, beta: f32, mean: f64, var: f64, epsilon: f64) -> (f32, f32) {
+    let scale = gamma as f64 / (var + epsilon).sqrt();
+    (scale as f32, (beta as f64 - mean * scale) as f32)
+}
+
 /// Training forward, followed by ReLU when `relu`: returns the output, the batch mean and the
 /// biased batch variance.
 pub fn forward_train(
@@ -96,13 +103,8 @@ pub fn forward_train(
             (mean, sq / s.count())
         })
         .collect();
-    let scale_shift: Vec<(f32, f32)> = stats
-        .iter()
-        .zip(gamma.iter().zip(beta))
-        .map(|(&(mean, var), (&g, &b))| {
-            let scale = g as f64 / (var + epsilon).sqrt();
-            (scale as f32, (b as f64 - mean * scale) as f32)
-        })
+    let scale_shift: Vec<(f32, f32)> = (0..s.channels)
+        .map(|c| fold(gamma[c], beta[c], stats[c].0, stats[c].1, epsilon))
         .collect();
     let y = affine(s, x, &scale_shift, relu);
     let mean = stats.iter().map(|&(m, _)| m as f32).collect();
@@ -148,13 +150,7 @@ pub fn forward_eval(
 ) -> Vec<f32> {
     assert_eq!(x.len(), s.len(), "input length");
     let scale_shift: Vec<(f32, f32)> = (0..s.channels)
-        .map(|c| {
-            let scale = gamma[c] as f64 / (var[c] as f64 + epsilon).sqrt();
-            (
-                scale as f32,
-                (beta[c] as f64 - mean[c] as f64 * scale) as f32,
-            )
-        })
+        .map(|c| fold(gamma[c], beta[c], mean[c] as f64, var[c] as f64, epsilon))
         .collect();
     affine(s, x, &scale_shift, relu)
 }
@@ -181,15 +177,7 @@ pub fn backward_train(
         .collect();
     // The pre-activation is x * scale + shift; with `relu`, dy counts only where it is > 0.
     let scale_shift: Vec<(f32, f32)> = (0..s.channels)
-        .map(|c| {
-            let scale = gamma[c] as f64 * inv_std[c];
-            let shift = if relu {
-                beta[c] as f64 - mean[c] as f64 * scale
-            } else {
-                0.0
-            };
-            (scale as f32, shift as f32)
-        })
+        .map(|c| fold(gamma[c], beta[c], mean[c] as f64, var[c] as f64, epsilon))
         .collect();
     let gate = |xv: f32, dv: f32, (scale, shift): (f32, f32)| {
         if !relu || xv * scale + shift > 0.0 {

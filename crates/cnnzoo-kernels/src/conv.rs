@@ -209,6 +209,33 @@ fn images_per_worker(batch: usize) -> usize {
     batch.div_ceil(rayon::current_num_threads().max(1)).max(1)
 }
 
+/// The im2col buffer of one worker (empty for a pointwise convolution, which needs none).
+fn cols_buffer(g: &ConvGeometry) -> Vec<f32> {
+    if g.is_pointwise() {
+        Vec::new()
+    } else {
+        vec![0.0; g.k() * g.p()]
+    }
+}
+
+/// Group `gi` of image `xi` as the `[K, P]` GEMM operand: the input itself for a pointwise
+/// convolution, else its im2col in `cols`.
+fn columns<'a>(g: &ConvGeometry, xi: &'a [f32], gi: usize, cols: &'a mut [f32]) -> &'a [f32] {
+    let cin_g = g.cin_g();
+    if g.is_pointwise() {
+        let p = g.p();
+        &xi[gi * cin_g * p..(gi + 1) * cin_g * p]
+    } else {
+        im2col(g, xi, gi * cin_g, cols);
+        cols
+    }
+}
+
+/// GEMMs threaded across every worker (one matrix product for the whole batch).
+fn all_workers() -> gemm::Parallelism {
+    gemm::Parallelism::Rayon(rayon::current_num_threads())
+}
+
 /// A 1x1 convolution of 1x1 maps without groups (SE's excitation FCs, a NiN head on a pooled
 /// map) is a plain matrix product over the batch: `[N, C]` rows, one GEMM for all images.
 fn is_matrix_product(g: &ConvGeometry) -> bool {
@@ -283,17 +310,12 @@ fn gemm_rm(
     }
 }
 
-/// Forward convolution: `x` `[N, C, H, W]`, `weight` `[O, C/g, kh, kw]`, optional `bias` `[O]`;
+/// Forward convolution without bias: `x` `[N, C, H, W]`, `weight` `[O, C/g, kh, kw]`;
 /// returns `[N, O, OH, OW]`.
-pub fn conv2d_forward(
-    g: &ConvGeometry,
-    x: &[f32],
-    weight: &[f32],
-    bias: Option<&[f32]>,
-) -> Vec<f32> {
+pub fn conv2d_forward(g: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
     assert_eq!(x.len(), g.input_len(), "input length");
     assert_eq!(weight.len(), g.weight_len(), "weight length");
-    let (k, p, cin_g, cout_g) = (g.k(), g.p(), g.cin_g(), g.cout_g());
+    let (k, p, cout_g) = (g.k(), g.p(), g.cout_g());
     let in_img = g.in_channels * g.in_size[0] * g.in_size[1];
     let out_img = g.out_channels * p;
     let mut out = vec![0.0f32; g.output_len()];
@@ -301,67 +323,34 @@ pub fn conv2d_forward(
         return out;
     }
     if is_matrix_product(g) {
-        // out [N, O] = x [N, C] * weight [O, C]^T (+ bias per column).
-        if let Some(b) = bias {
-            for row in out.chunks_mut(g.out_channels) {
-                row.copy_from_slice(b);
-            }
-        }
+        // out [N, O] = x [N, C] * weight [O, C]^T.
         let (n, o, c) = (g.batch, g.out_channels, g.in_channels);
-        let par = gemm::Parallelism::Rayon(rayon::current_num_threads());
         gemm_rm(
             n,
             o,
             c,
             &mut out,
-            bias.is_some(),
+            false,
             x,
             false,
             weight,
             true,
-            par,
+            all_workers(),
         );
         return out;
     }
-    let pointwise = g.is_pointwise();
     let par = gemm_parallelism(g.batch);
     out.par_chunks_mut(out_img)
         .zip(x.par_chunks(in_img))
         .with_min_len(images_per_worker(g.batch))
         .for_each_init(
-            || {
-                if pointwise {
-                    Vec::new()
-                } else {
-                    vec![0.0f32; k * p]
-                }
-            },
+            || cols_buffer(g),
             |cols, (y, xi)| {
                 for gi in 0..g.groups {
-                    let rhs: &[f32] = if pointwise {
-                        &xi[gi * cin_g * p..(gi + 1) * cin_g * p]
-                    } else {
-                        im2col(g, xi, gi * cin_g, cols);
-                        cols
-                    };
+                    let rhs = columns(g, xi, gi, cols);
                     let yg = &mut y[gi * cout_g * p..(gi + 1) * cout_g * p];
-                    if let Some(b) = bias {
-                        for (row, bv) in yg.chunks_mut(p).zip(&b[gi * cout_g..]) {
-                            row.fill(*bv);
-                        }
-                    }
-                    gemm_rm(
-                        cout_g,
-                        p,
-                        k,
-                        yg,
-                        bias.is_some(),
-                        &weight[gi * cout_g * k..(gi + 1) * cout_g * k],
-                        false,
-                        rhs,
-                        false,
-                        par,
-                    );
+                    let wg = &weight[gi * cout_g * k..(gi + 1) * cout_g * k];
+                    gemm_rm(cout_g, p, k, yg, false, wg, false, rhs, false, par);
                 }
             },
         );
@@ -383,8 +372,18 @@ pub fn conv2d_backward_data(g: &ConvGeometry, dy: &[f32], weight: &[f32]) -> Vec
     if is_matrix_product(g) {
         // dx [N, C] = dy [N, O] * weight [O, C].
         let (n, o, c) = (g.batch, g.out_channels, g.in_channels);
-        let par = gemm::Parallelism::Rayon(rayon::current_num_threads());
-        gemm_rm(n, c, o, &mut dx, false, dy, false, weight, false, par);
+        gemm_rm(
+            n,
+            c,
+            o,
+            &mut dx,
+            false,
+            dy,
+            false,
+            weight,
+            false,
+            all_workers(),
+        );
         return dx;
     }
     let pointwise = g.is_pointwise();
@@ -393,13 +392,7 @@ pub fn conv2d_backward_data(g: &ConvGeometry, dy: &[f32], weight: &[f32]) -> Vec
         .zip(dy.par_chunks(out_img))
         .with_min_len(images_per_worker(g.batch))
         .for_each_init(
-            || {
-                if pointwise {
-                    Vec::new()
-                } else {
-                    vec![0.0f32; k * p]
-                }
-            },
+            || cols_buffer(g),
             |cols, (dxi, dyi)| {
                 for gi in 0..g.groups {
                     let wg = &weight[gi * cout_g * k..(gi + 1) * cout_g * k];
@@ -422,7 +415,7 @@ pub fn conv2d_backward_data(g: &ConvGeometry, dy: &[f32], weight: &[f32]) -> Vec
 pub fn conv2d_backward_weight(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
     assert_eq!(x.len(), g.input_len(), "input length");
     assert_eq!(dy.len(), g.output_len(), "output-gradient length");
-    let (k, p, cin_g, cout_g) = (g.k(), g.p(), g.cin_g(), g.cout_g());
+    let (k, p, cout_g) = (g.k(), g.p(), g.cout_g());
     let in_img = g.in_channels * g.in_size[0] * g.in_size[1];
     let out_img = g.out_channels * p;
     let wlen = g.weight_len();
@@ -433,11 +426,9 @@ pub fn conv2d_backward_weight(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f3
         // dw [O, C] = dy [N, O]^T * x [N, C].
         let (n, o, c) = (g.batch, g.out_channels, g.in_channels);
         let mut dw = vec![0.0f32; wlen];
-        let par = gemm::Parallelism::Rayon(rayon::current_num_threads());
-        gemm_rm(o, c, n, &mut dw, false, dy, true, x, false, par);
+        gemm_rm(o, c, n, &mut dw, false, dy, true, x, false, all_workers());
         return dw;
     }
-    let pointwise = g.is_pointwise();
     let par = gemm_parallelism(g.batch);
     // Fixed chunks (not rayon's adaptive split) so the summation order, and so the result,
     // does not depend on scheduling.
@@ -447,22 +438,13 @@ pub fn conv2d_backward_weight(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f3
         .into_par_iter()
         .map(|c| {
             let mut acc = vec![0.0f32; wlen];
-            let mut cols = if pointwise {
-                Vec::new()
-            } else {
-                vec![0.0f32; k * p]
-            };
+            let mut cols = cols_buffer(g);
             let mut first = true;
             for n in c * per..((c + 1) * per).min(g.batch) {
                 let xi = &x[n * in_img..(n + 1) * in_img];
                 let dyi = &dy[n * out_img..(n + 1) * out_img];
                 for gi in 0..g.groups {
-                    let rhs: &[f32] = if pointwise {
-                        &xi[gi * cin_g * p..(gi + 1) * cin_g * p]
-                    } else {
-                        im2col(g, xi, gi * cin_g, &mut cols);
-                        &cols
-                    };
+                    let rhs = columns(g, xi, gi, &mut cols);
                     let dyg = &dyi[gi * cout_g * p..(gi + 1) * cout_g * p];
                     let dst = &mut acc[gi * cout_g * k..(gi + 1) * cout_g * k];
                     gemm_rm(cout_g, k, p, dst, !first, dyg, false, rhs, true, par);
@@ -480,20 +462,4 @@ pub fn conv2d_backward_weight(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f3
         }
     }
     total
-}
-
-/// Gradient with respect to the bias: the sum of `dy` over images and positions, per channel.
-pub fn conv2d_backward_bias(g: &ConvGeometry, dy: &[f32]) -> Vec<f32> {
-    assert_eq!(dy.len(), g.output_len(), "output-gradient length");
-    let p = g.p();
-    let mut db = vec![0.0f32; g.out_channels];
-    if p == 0 {
-        return db;
-    }
-    for img in dy.chunks(g.out_channels * p) {
-        for (d, row) in db.iter_mut().zip(img.chunks(p)) {
-            *d += row.iter().sum::<f32>();
-        }
-    }
-    db
 }

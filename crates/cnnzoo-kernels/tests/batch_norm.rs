@@ -163,3 +163,22 @@ fn finite_differences(relu: bool) {
         base.len()
     );
 }
+
+#[test]
+fn mismatched_parameters_get_burns_own_error() {
+    // gamma / beta of the wrong length must not reach the kernels: Burn's batch_norm_train
+    // checks them and names the problem.
+    let device = Device::flex().autodiff();
+    let x: Tensor<4> = Tensor::random([2, 4, 3, 3], Distribution::Default, &device);
+    let wrong: Tensor<1> = Tensor::ones([3], &device);
+    let err = std::panic::catch_unwind(|| {
+        drop(batch_norm_train(x, wrong.clone(), wrong, 1e-5, true));
+    })
+    .expect_err("mismatched parameters must fail");
+    let message = err
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default();
+    assert!(message.contains("gamma"), "{message}");
+}

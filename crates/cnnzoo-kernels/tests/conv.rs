@@ -280,3 +280,25 @@ fn flex_devices_take_the_kernels() {
     assert!(uses_kernels(&Device::flex()));
     assert!(uses_kernels(&Device::flex().autodiff()));
 }
+
+#[test]
+fn mismatched_weight_gets_burns_own_error() {
+    // A weight whose input channels do not match x must not reach the kernels (which would
+    // read it with the wrong layout): it goes to Burn's conv2d and fails as Burn fails.
+    let device = Device::flex();
+    let x: Tensor<4> = Tensor::random([1, 4, 5, 5], Distribution::Default, &device);
+    let w: Tensor<4> = Tensor::random([2, 3, 3, 3], Distribution::Default, &device);
+    let opts = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
+    let message = |f: Box<dyn FnOnce() + std::panic::UnwindSafe>| {
+        let err = std::panic::catch_unwind(f).expect_err("a mismatched weight must fail");
+        err.downcast_ref::<String>()
+            .cloned()
+            .or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default()
+    };
+    let (x2, w2, o2) = (x.clone(), w.clone(), opts.clone());
+    let ours = message(Box::new(move || drop(conv2d(x2, w2, None, o2))));
+    let burns = message(Box::new(move || drop(reference_conv2d(x, w, None, opts))));
+    assert_eq!(ours, burns);
+    assert!(!burns.is_empty());
+}

@@ -11,7 +11,7 @@ use burn::tensor::activation;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::blocks::layers::{batch_norm_act, conv2d};
+use crate::blocks::layers::{conv2d, norm_act};
 use crate::init::{constant, conv2d_kaiming};
 use crate::summary::{FeatureShape, ShapeError, Summarize, Summary, join};
 
@@ -195,11 +195,7 @@ impl ConvBnAct {
     /// Applies conv, norm and activation.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let x = conv2d(&self.conv, x);
-        match (&self.bn, self.act) {
-            (Some(bn), act) => batch_norm_act(bn, x, act),
-            (None, Some(act)) => act.apply(x),
-            (None, None) => x,
-        }
+        norm_act(self.bn.as_ref(), x, self.act)
     }
 
     /// Output channels.
@@ -238,11 +234,7 @@ pub struct BnActConv {
 impl BnActConv {
     /// Applies norm, activation and conv.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = match (&self.bn, self.act) {
-            (Some(bn), act) => batch_norm_act(bn, x, act),
-            (None, Some(act)) => act.apply(x),
-            (None, None) => x,
-        };
+        let x = norm_act(self.bn.as_ref(), x, self.act);
         conv2d(&self.conv, x)
     }
 }

@@ -43,23 +43,23 @@ fn same_padding(kernel: usize, stride: usize, size: usize) -> (usize, usize) {
     (total / 2, total - total / 2)
 }
 
-/// `bn.forward(x)`, computed by cnnzoo's BatchNorm: batch statistics (and a running-statistics
-/// update) when the layer trains on an autodiff device, the running statistics otherwise,
-/// exactly as Burn's `BatchNorm::forward` decides.
-pub fn batch_norm<const D: usize>(bn: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
-    normalise(bn, x, false)
-}
-
-/// `act(bn.forward(x))`; BatchNorm + ReLU is one fused pass forward and backward.
-pub fn batch_norm_act<const D: usize>(
-    bn: &BatchNorm,
+/// `act(bn.forward(x))` with either part optional, the BatchNorm computed by cnnzoo's kernels:
+/// batch statistics (and a running-statistics update) when the layer trains on an autodiff
+/// device, the running statistics otherwise, exactly as Burn's `BatchNorm::forward` decides.
+/// BatchNorm + ReLU is one fused pass, forward and backward.
+pub fn norm_act<const D: usize>(
+    bn: Option<&BatchNorm>,
     x: Tensor<D>,
     act: Option<Activation>,
 ) -> Tensor<D> {
+    let (x, act) = match (bn, act) {
+        (Some(bn), Some(Activation::Relu)) => (normalise(bn, x, true), None),
+        (Some(bn), act) => (normalise(bn, x, false), act),
+        (None, act) => (x, act),
+    };
     match act {
-        Some(Activation::Relu) => normalise(bn, x, true),
-        Some(other) => other.apply(normalise(bn, x, false)),
-        None => normalise(bn, x, false),
+        Some(act) => act.apply(x),
+        None => x,
     }
 }
 
@@ -88,7 +88,7 @@ mod tests {
     use burn::nn::BatchNormConfig;
     use burn::tensor::{Device, Distribution, Tensor};
 
-    use super::{batch_norm, batch_norm_act};
+    use super::norm_act;
     use crate::blocks::Activation;
 
     fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
@@ -115,7 +115,7 @@ mod tests {
             let x: Tensor<4> =
                 Tensor::random([4, 6, 5, 3], Distribution::Normal(50.0, 2.0), &device);
             let (a, b) = (
-                values(batch_norm(&ours, x.clone())),
+                values(norm_act(Some(&ours), x.clone(), None)),
                 values(burns.forward(x)),
             );
             assert!(
@@ -139,11 +139,11 @@ mod tests {
         let (ours, burns) = (ours.valid(), burns.valid());
         let x = x.inner();
         let (a, b) = (
-            values(batch_norm(&ours, x.clone())),
+            values(norm_act(Some(&ours), x.clone(), None)),
             values(burns.forward(x.clone())),
         );
         assert!(max_diff(&a, &b) < 1e-4, "eval output: {}", max_diff(&a, &b));
-        let fused = values(batch_norm_act(&ours, x.clone(), Some(Activation::Relu)));
+        let fused = values(norm_act(Some(&ours), x.clone(), Some(Activation::Relu)));
         let reference = values(burn::tensor::activation::relu(burns.forward(x)));
         assert!(max_diff(&fused, &reference) < 1e-4, "eval + relu");
         assert!(fused.contains(&0.0) && fused.iter().any(|v| *v > 0.0));

@@ -6,7 +6,7 @@ use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::tensor::{Device, Tensor};
 
 use crate::blocks::dense::{DenseBlock, DenseOptions, Transition};
-use crate::blocks::layers::batch_norm_act;
+use crate::blocks::layers::norm_act;
 use crate::blocks::{Activation, Head, HeadKind, Norm, Stem, StemKind};
 use crate::error::ModelError;
 use crate::summary::{FeatureShape, ShapeError, Summarize, Summary, join};
@@ -134,10 +134,7 @@ impl DenseNet {
                 x = t.forward(x);
             }
         }
-        match &self.norm_final {
-            Some(bn) => batch_norm_act(bn, x, Some(self.act)),
-            None => self.act.apply(x),
-        }
+        norm_act(self.norm_final.as_ref(), x, Some(self.act))
     }
 
     /// Logits `[N, classes]` for images `[N, C, H, W]`.
