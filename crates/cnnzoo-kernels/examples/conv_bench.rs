@@ -1,75 +1,109 @@
-//! Times one convolution's forward + backward (data and weight) with cnnzoo's kernels and
-//! with Burn's flex backend, on the ResNet-20 layer shapes at batch 128.
+//! Times each convolution pass (forward, backward-data, backward-weight) on the networks' layer
+//! shapes: the im2col + GEMM path against the direct kernels where those support the shape.
+//! The choice `conv::conv2d_*` makes is printed per shape, so the threshold in `direct.rs` can
+//! be checked against the numbers.
+//!
+//! Usage: `cargo run --release --example conv_bench -p cnnzoo-kernels` (set
+//! `RAYON_NUM_THREADS` to compare thread counts).
 
 use std::time::Instant;
 
-use burn::tensor::module::conv2d;
-use burn::tensor::ops::ConvOptions;
-use burn::tensor::{Device, Distribution, Tensor};
 use cnnzoo_kernels::conv::{self, ConvGeometry};
+use cnnzoo_kernels::direct;
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
+fn best_ms(mut f: impl FnMut() -> Vec<f32>) -> (f64, Vec<f32>) {
+    let mut times = Vec::new();
+    let mut out = f();
+    for _ in 0..7 {
+        let t = Instant::now();
+        out = std::hint::black_box(f());
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    // The fastest run: the least disturbed by other work on a shared machine.
+    (times.into_iter().fold(f64::INFINITY, f64::min), out)
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+/// Deterministic values in [-1, 1).
+fn values(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
 }
 
 fn main() {
+    // (label, batch, in channels, out channels, size, kernel, groups)
     let shapes = [
-        (16, 16, 32, 1, 3),
-        (16, 32, 32, 2, 3),
-        (32, 32, 16, 1, 3),
-        (64, 64, 8, 1, 3),
-        (64, 256, 8, 1, 1),
+        ("resnet20 stage 1", 128, 16, 16, 32, 3, 1),
+        ("resnet20 stage 2", 128, 32, 32, 16, 3, 1),
+        ("resnet20 stage 3", 128, 64, 64, 8, 3, 1),
+        ("densenet-bc 3x3", 64, 48, 12, 32, 3, 1),
+        ("densenet-bc 3x3 s3", 64, 48, 12, 8, 3, 1),
+        ("resnext29 stage 1", 32, 512, 512, 32, 3, 8),
+        ("resnext29 stage 3", 32, 2048, 2048, 8, 3, 8),
+        ("resnet50 stage 1", 8, 64, 64, 56, 3, 1),
+        ("resnet50 stage 2", 8, 128, 128, 28, 3, 1),
+        ("resnet50 stage 3", 8, 256, 256, 14, 3, 1),
+        ("resnet50 stage 4", 8, 512, 512, 7, 3, 1),
+        ("seresnext50 stage 1", 8, 128, 128, 56, 3, 32),
+        ("seresnext50 stage 4", 8, 1024, 1024, 7, 3, 32),
     ];
-    let batch = 128;
-    let device = Device::flex();
-    for (cin, cout, hw, stride, ks) in shapes {
+    println!("threads: {}", rayon::current_num_threads());
+    for (label, batch, cin, cout, hw, ks, groups) in shapes {
         let g = ConvGeometry {
             batch,
             in_channels: cin,
             in_size: [hw, hw],
             out_channels: cout,
             kernel: [ks, ks],
-            stride: [stride, stride],
+            stride: [1, 1],
             padding: [(ks / 2, ks / 2); 2],
             dilation: [1, 1],
-            groups: 1,
+            groups,
         };
-        let x: Tensor<4> = Tensor::random([batch, cin, hw, hw], Distribution::Default, &device);
-        let w: Tensor<4> = Tensor::random([cout, cin, ks, ks], Distribution::Default, &device);
-        let xv = x.to_data().try_to_vec::<f32>().unwrap();
-        let wv = w.to_data().try_to_vec::<f32>().unwrap();
-        let mut ours = Vec::new();
-        let mut burn_t = Vec::new();
-        for _ in 0..5 {
-            let t = Instant::now();
-            let y = conv::conv2d_forward(&g, &xv, &wv);
-            let dx = conv::conv2d_backward_data(&g, &y, &wv);
-            let dw = conv::conv2d_backward_weight(&g, &xv, &y);
-            std::hint::black_box((dx, dw));
-            ours.push(t.elapsed().as_secs_f64() * 1e3);
-
-            let ad = device.clone().autodiff();
-            let xa = Tensor::<4>::from_data(x.to_data(), &ad).require_grad();
-            let wa = Tensor::<4>::from_data(w.to_data(), &ad).require_grad();
-            let t = Instant::now();
-            let y = conv2d(
-                xa.clone(),
-                wa.clone(),
-                None,
-                ConvOptions::new([stride, stride], [ks / 2, ks / 2], [1, 1], 1),
-            );
-            let loss = (y.clone().detach() * y).sum();
-            let grads = loss.backward();
-            let gx = xa.grad(&grads).unwrap().into_data();
-            let gw = wa.grad(&grads).unwrap().into_data();
-            std::hint::black_box((gx, gw));
-            burn_t.push(t.elapsed().as_secs_f64() * 1e3);
-        }
-        let (o, b) = (median(ours), median(burn_t));
-        println!(
-            "cin {cin:3} cout {cout:3} {hw:2}x{hw:<2} s{stride} k{ks}: cnnzoo {o:7.1} ms  flex {b:7.1} ms  speed-up {:.2}x",
-            b / o
+        let x = values(g.input_len(), 1);
+        let w = values(g.weight_len(), 2);
+        let dy = values(g.output_len(), 3);
+        let (f_g, y_g) = best_ms(|| conv::gemm_forward(&g, &x, &w));
+        let (d_g, dx_g) = best_ms(|| conv::gemm_backward_data(&g, &dy, &w));
+        let (w_g, dw_g) = best_ms(|| conv::gemm_backward_weight(&g, &x, &dy));
+        print!(
+            "{label:20} gemm   fwd {f_g:7.2} ms  bwd-data {d_g:7.2} ms  bwd-weight {w_g:7.2} ms"
         );
+        if direct::supports(&g) {
+            let (f_d, y_d) = best_ms(|| direct::forward(&g, &x, &w));
+            let (d_d, dx_d) = best_ms(|| direct::backward_data(&g, &dy, &w));
+            let (w_d, dw_d) = best_ms(|| direct::backward_weight(&g, &x, &dy));
+            println!(
+                "\n{:20} direct fwd {f_d:7.2} ms  bwd-data {d_d:7.2} ms  bwd-weight {w_d:7.2} ms  \
+                 speed-up {:.2}x (max diff {:.1e} {:.1e} {:.1e}); conv2d_* takes {}",
+                "",
+                (f_g + d_g + w_g) / (f_d + d_d + w_d),
+                max_diff(&y_g, &y_d),
+                max_diff(&dx_g, &dx_d),
+                max_diff(&dw_g, &dw_d),
+                if direct::applies(&g) {
+                    "direct"
+                } else {
+                    "gemm"
+                },
+            );
+        } else {
+            println!();
+        }
     }
 }

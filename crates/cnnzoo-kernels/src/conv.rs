@@ -1,5 +1,6 @@
 //! 2-D convolution on NCHW `f32` slices: forward, backward-data and backward-weight, each as
-//! one GEMM per image (and group) over an im2col buffer.
+//! one GEMM per image (and group) over an im2col buffer, or through [`crate::direct`]'s
+//! kernels where those apply (stride-1 convolutions over few channels).
 //!
 //! Everything stays in NCHW, the layout the networks use end to end, so no layout copies are
 //! made around the GEMMs. Images are spread over rayon's pool and each worker reuses one
@@ -74,17 +75,17 @@ impl ConvGeometry {
     }
 
     /// Input channels per group.
-    fn cin_g(&self) -> usize {
+    pub(crate) fn cin_g(&self) -> usize {
         self.in_channels / self.groups
     }
 
     /// Output channels per group.
-    fn cout_g(&self) -> usize {
+    pub(crate) fn cout_g(&self) -> usize {
         self.out_channels / self.groups
     }
 
     /// Rows of the im2col matrix per group: input channels x kernel taps.
-    fn k(&self) -> usize {
+    pub(crate) fn k(&self) -> usize {
         self.cin_g() * self.kernel[0] * self.kernel[1]
     }
 
@@ -313,6 +314,15 @@ fn gemm_rm(
 /// Forward convolution without bias: `x` `[N, C, H, W]`, `weight` `[O, C/g, kh, kw]`;
 /// returns `[N, O, OH, OW]`.
 pub fn conv2d_forward(g: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
+    if crate::direct::applies(g) {
+        crate::direct::forward(g, x, weight)
+    } else {
+        gemm_forward(g, x, weight)
+    }
+}
+
+/// Forward convolution without bias through im2col + GEMM, whatever [`crate::direct::applies`] says.
+pub fn gemm_forward(g: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
     assert_eq!(x.len(), g.input_len(), "input length");
     assert_eq!(weight.len(), g.weight_len(), "weight length");
     let (k, p, cout_g) = (g.k(), g.p(), g.cout_g());
@@ -360,6 +370,15 @@ pub fn conv2d_forward(g: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
 /// Gradient with respect to the input: `dy` `[N, O, OH, OW]`, `weight` `[O, C/g, kh, kw]`;
 /// returns `[N, C, H, W]`.
 pub fn conv2d_backward_data(g: &ConvGeometry, dy: &[f32], weight: &[f32]) -> Vec<f32> {
+    if crate::direct::applies(g) {
+        crate::direct::backward_data(g, dy, weight)
+    } else {
+        gemm_backward_data(g, dy, weight)
+    }
+}
+
+/// Gradient with respect to the input through im2col + GEMM, whatever [`crate::direct::applies`] says.
+pub fn gemm_backward_data(g: &ConvGeometry, dy: &[f32], weight: &[f32]) -> Vec<f32> {
     assert_eq!(dy.len(), g.output_len(), "output-gradient length");
     assert_eq!(weight.len(), g.weight_len(), "weight length");
     let (k, p, cin_g, cout_g) = (g.k(), g.p(), g.cin_g(), g.cout_g());
@@ -413,6 +432,15 @@ pub fn conv2d_backward_data(g: &ConvGeometry, dy: &[f32], weight: &[f32]) -> Vec
 /// Gradient with respect to the weight: `x` `[N, C, H, W]`, `dy` `[N, O, OH, OW]`; returns
 /// `[O, C/g, kh, kw]`. Each worker accumulates its own images, then the partial sums are added.
 pub fn conv2d_backward_weight(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    if crate::direct::applies(g) {
+        crate::direct::backward_weight(g, x, dy)
+    } else {
+        gemm_backward_weight(g, x, dy)
+    }
+}
+
+/// Gradient with respect to the weight through im2col + GEMM, whatever [`crate::direct::applies`] says.
+pub fn gemm_backward_weight(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
     assert_eq!(x.len(), g.input_len(), "input length");
     assert_eq!(dy.len(), g.output_len(), "output-gradient length");
     let (k, p, cout_g) = (g.k(), g.p(), g.cout_g());

@@ -9,6 +9,7 @@
 pub mod backend;
 pub mod batch_norm;
 pub mod conv;
+pub mod direct;
 
 pub use backend::{ConvKernels, batch_norm, batch_norm_train, conv2d, uses_kernels};
 pub use conv::ConvGeometry;

@@ -1,0 +1,500 @@
+//! Direct convolution for stride-1 kernels over few channels (ResNet-20's 16-64 channels,
+//! DenseNet's growth-rate convolutions, ResNeXt's groups), with AVX2 + FMA: no im2col buffer
+//! and no GEMM packing, which cost as much as the arithmetic at these sizes.
+//!
+//! Each input plane is zero-padded once and read in a "wide" layout: output position
+//! `q = oy * wp + ox` runs over the padded width `wp`, so tap `(ky, kx)` of every position sits
+//! at `q + ky * wp + kx` and a run of positions is one unaligned vector load per tap. The
+//! columns `ox >= ow` are computed and dropped (for 3x3, 2 extra columns per row), which buys
+//! unit-stride loads everywhere. Backward-data is the same kernel on the flipped, transposed
+//! weights; backward-weight reduces over the same wide layout.
+
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::{
+    __m256, _mm_add_ps, _mm_cvtss_f32, _mm_hadd_ps, _mm256_broadcast_ss, _mm256_castps256_ps128,
+    _mm256_extractf128_ps, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_setzero_ps, _mm256_storeu_ps,
+};
+
+use rayon::prelude::*;
+
+use crate::conv::ConvGeometry;
+
+/// f32 lanes of one AVX register.
+const LANES: usize = 8;
+/// Output channels per register tile.
+const OCB: usize = 4;
+/// Wide positions per register tile: 2 vectors, so 4 x 2 accumulators. (3 vectors would make
+/// 12, but with the inputs and the broadcast weight they no longer fit AVX2's 16 registers;
+/// measured slower.)
+const TILE: usize = 2 * LANES;
+/// Largest weight tensor per group (elements) taken by the direct path: beyond it the GEMM's
+/// cache blocking wins (measured with `examples/conv_bench.rs`).
+const MAX_GROUP_WEIGHTS: usize = 64 * 64 * 9;
+/// Bytes of padded planes one weight-gradient pass keeps (about half of a Zen 3 / Skylake
+/// core's L2).
+const WEIGHT_PASS_BYTES: usize = 256 * 1024;
+/// Most kernel taps (kh * kw) the offset table holds.
+const MAX_TAPS: usize = 64;
+
+/// Whether this CPU runs the direct kernels (AVX2 and FMA).
+fn simd_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Whether the direct kernels can compute this convolution: stride 1, no dilation, a kernel
+/// larger than 1x1 with padding below its size on each side, on a CPU with AVX2 and FMA.
+pub fn supports(g: &ConvGeometry) -> bool {
+    g.validate().is_ok()
+        && g.stride == [1, 1]
+        && g.dilation == [1, 1]
+        && g.kernel != [1, 1]
+        && g.kernel[0] * g.kernel[1] <= MAX_TAPS
+        && (0..2).all(|a| g.padding[a].0 < g.kernel[a] && g.padding[a].1 < g.kernel[a])
+        && simd_available()
+}
+
+/// Whether [`crate::conv`] should take the direct path: it is supported, each worker has an
+/// image of its own (batch-1 inference threads the GEMM instead), and the weights are small
+/// enough for the GEMM's blocking not to matter.
+pub fn applies(g: &ConvGeometry) -> bool {
+    supports(g)
+        && g.batch >= rayon::current_num_threads()
+        && g.cout_g() * g.k() <= MAX_GROUP_WEIGHTS
+}
+
+/// The wide layout of one convolution's padded planes.
+#[derive(Debug, Clone, Copy)]
+struct Wide {
+    /// Input height and width.
+    h: usize,
+    w: usize,
+    /// Padding before the first row and column.
+    top: usize,
+    left: usize,
+    /// Padded width: the row stride of the wide layout.
+    wp: usize,
+    /// Output height and width.
+    oh: usize,
+    ow: usize,
+    /// Wide positions computed: `oh * wp` rounded up to whole tiles.
+    qr: usize,
+    /// Elements per padded plane, including the tail the last tile's taps read.
+    plane: usize,
+    /// Offset of each kernel tap from its output position.
+    taps: [usize; MAX_TAPS],
+    ntaps: usize,
+}
+
+impl Wide {
+    fn new(g: &ConvGeometry) -> Self {
+        let [h, w] = g.in_size;
+        let [kh, kw] = g.kernel;
+        let [(top, bottom), (left, right)] = g.padding;
+        let wp = w + left + right;
+        let [oh, ow] = [h + top + bottom + 1 - kh, wp + 1 - kw];
+        let q = oh * wp;
+        let qr = q.div_ceil(TILE) * TILE;
+        let plane = qr + (kh - 1) * wp + kw - 1;
+        let mut taps = [0; MAX_TAPS];
+        let ntaps = kh * kw;
+        for (i, t) in taps.iter_mut().take(ntaps).enumerate() {
+            *t = (i / kw) * wp + i % kw;
+        }
+        Self {
+            h,
+            w,
+            top,
+            left,
+            wp,
+            oh,
+            ow,
+            qr,
+            plane,
+            taps,
+            ntaps,
+        }
+    }
+
+    fn taps(&self) -> &[usize] {
+        &self.taps[..self.ntaps]
+    }
+
+    /// Copies plane `src` (`[h, w]`) into the interior of `dst`, whose border stays zero.
+    fn pad_plane(&self, src: &[f32], dst: &mut [f32]) {
+        for (y, row) in src.chunks_exact(self.w).enumerate() {
+            dst[(y + self.top) * self.wp + self.left..][..self.w].copy_from_slice(row);
+        }
+    }
+
+    /// Copies the valid columns of wide rows `src` (`[oh, wp]`) into `dst` (`[oh, ow]`).
+    fn narrow(&self, src: &[f32], dst: &mut [f32]) {
+        for (oy, row) in dst.chunks_exact_mut(self.ow).enumerate() {
+            row.copy_from_slice(&src[oy * self.wp..][..self.ow]);
+        }
+    }
+
+    /// Spreads `src` (`[oh, ow]`) into wide rows `dst`, whose dropped columns stay zero.
+    fn widen(&self, src: &[f32], dst: &mut [f32]) {
+        for (oy, row) in src.chunks_exact(self.ow).enumerate() {
+            dst[oy * self.wp..][..self.ow].copy_from_slice(row);
+        }
+    }
+}
+
+/// Weights `[O, C/g, kh, kw]` regrouped per group into blocks of [`OCB`] output channels,
+/// `[block][ci][tap][OCB]`, zero for the channels past the last one.
+fn pack_weights(g: &ConvGeometry, weight: &[f32]) -> Vec<f32> {
+    let (cin_g, cout_g) = (g.cin_g(), g.cout_g());
+    let taps = g.kernel[0] * g.kernel[1];
+    let blocks = cout_g.div_ceil(OCB);
+    let mut packed = vec![0.0; g.groups * blocks * cin_g * taps * OCB];
+    for gi in 0..g.groups {
+        for oc in 0..cout_g {
+            let (b, j) = (oc / OCB, oc % OCB);
+            let src = &weight[(gi * cout_g + oc) * cin_g * taps..][..cin_g * taps];
+            let base = (gi * blocks + b) * cin_g * taps * OCB;
+            for (i, v) in src.iter().enumerate() {
+                packed[base + i * OCB + j] = *v;
+            }
+        }
+    }
+    packed
+}
+
+/// Forward convolution (no bias) through the direct kernel; same contract as
+/// [`crate::conv::conv2d_forward`]. Panics unless [`supports`] holds.
+pub fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
+    assert!(supports(g), "direct convolution does not support {g:?}");
+    assert_eq!(x.len(), g.input_len(), "input length");
+    assert_eq!(weight.len(), g.weight_len(), "weight length");
+    let mut out = vec![0.0f32; g.output_len()];
+    if out.is_empty() {
+        return out;
+    }
+    let wd = Wide::new(g);
+    let packed = pack_weights(g, weight);
+    let (cin_g, cout_g) = (g.cin_g(), g.cout_g());
+    let blocks = cout_g.div_ceil(OCB);
+    let block_len = cin_g * wd.ntaps * OCB;
+    let in_plane = wd.h * wd.w;
+    let out_plane = wd.oh * wd.ow;
+    out.par_chunks_mut(g.out_channels * out_plane)
+        .zip(x.par_chunks(g.in_channels * in_plane))
+        .with_min_len(g.batch.div_ceil(rayon::current_num_threads().max(1)))
+        .for_each_init(
+            || {
+                (
+                    vec![0.0f32; cin_g * wd.plane],
+                    vec![0.0f32; blocks * OCB * wd.qr],
+                )
+            },
+            |(xp, yw), (y, xi)| {
+                for gi in 0..g.groups {
+                    let xg = &xi[gi * cin_g * in_plane..][..cin_g * in_plane];
+                    for (src, dst) in xg.chunks_exact(in_plane).zip(xp.chunks_exact_mut(wd.plane)) {
+                        wd.pad_plane(src, dst);
+                    }
+                    // A few tiles at a time through every block, so the input rows they read
+                    // stay in L1 from one block to the next.
+                    let step = 4 * TILE;
+                    for q0 in (0..wd.qr).step_by(step) {
+                        let q1 = (q0 + step).min(wd.qr);
+                        for b in 0..blocks {
+                            let wb = &packed[(gi * blocks + b) * block_len..][..block_len];
+                            let yb = &mut yw[b * OCB * wd.qr..][..OCB * wd.qr];
+                            conv_block(&wd, xp, cin_g, wb, yb, q0..q1);
+                        }
+                    }
+                    let yg = &mut y[gi * cout_g * out_plane..][..cout_g * out_plane];
+                    for (dst, src) in yg.chunks_exact_mut(out_plane).zip(yw.chunks_exact(wd.qr)) {
+                        wd.narrow(src, dst);
+                    }
+                }
+            },
+        );
+    out
+}
+
+/// Gradient with respect to the input; same contract as
+/// [`crate::conv::conv2d_backward_data`]. A stride-1 convolution's input gradient is the
+/// convolution of the output gradient with the flipped, transposed kernel and the complementary
+/// padding `k - 1 - p`, so it runs through [`forward`].
+pub fn backward_data(g: &ConvGeometry, dy: &[f32], weight: &[f32]) -> Vec<f32> {
+    assert!(supports(g), "direct convolution does not support {g:?}");
+    assert_eq!(weight.len(), g.weight_len(), "weight length");
+    let [kh, kw] = g.kernel;
+    let (cin_g, cout_g) = (g.cin_g(), g.cout_g());
+    let t = ConvGeometry {
+        in_channels: g.out_channels,
+        in_size: g.out_size().expect("validated geometry"),
+        out_channels: g.in_channels,
+        padding: [
+            (kh - 1 - g.padding[0].0, kh - 1 - g.padding[0].1),
+            (kw - 1 - g.padding[1].0, kw - 1 - g.padding[1].1),
+        ],
+        ..*g
+    };
+    // flipped[gi * cin_g + ci][oc][ky][kx] = weight[gi * cout_g + oc][ci][kh-1-ky][kw-1-kx].
+    let mut flipped = vec![0.0f32; weight.len()];
+    for gi in 0..g.groups {
+        for oc in 0..cout_g {
+            for ci in 0..cin_g {
+                let src = &weight[((gi * cout_g + oc) * cin_g + ci) * kh * kw..][..kh * kw];
+                let dst = &mut flipped[((gi * cin_g + ci) * cout_g + oc) * kh * kw..][..kh * kw];
+                for (d, s) in dst.iter_mut().zip(src.iter().rev()) {
+                    *d = *s;
+                }
+            }
+        }
+    }
+    forward(&t, dy, &flipped)
+}
+
+/// Gradient with respect to the weight; same contract as
+/// [`crate::conv::conv2d_backward_weight`]. Each worker sums a fixed run of images (so the
+/// result does not depend on scheduling), a few images per pass so that small maps still give
+/// the register tiles long sums, then the partial sums are added.
+pub fn backward_weight(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    assert!(supports(g), "direct convolution does not support {g:?}");
+    assert_eq!(x.len(), g.input_len(), "input length");
+    assert_eq!(dy.len(), g.output_len(), "output-gradient length");
+    let wlen = g.weight_len();
+    if g.batch == 0 || dy.is_empty() {
+        return vec![0.0; wlen];
+    }
+    let wd = Wide::new(g);
+    let (cin_g, cout_g) = (g.cin_g(), g.cout_g());
+    let blocks = cout_g.div_ceil(OCB);
+    let row = cin_g * wd.ntaps;
+    let in_plane = wd.h * wd.w;
+    let out_plane = wd.oh * wd.ow;
+    // Per image and group: cin_g padded planes, then blocks * OCB wide output-gradient rows.
+    let (xp_len, dy_len) = (cin_g * wd.plane, blocks * OCB * wd.qr);
+    // Images per pass: as many as keep one group's planes within about half of L2.
+    let per_pass = (WEIGHT_PASS_BYTES / ((xp_len + dy_len) * 4)).max(1);
+    // Offset of every (input channel, tap) pair's run in one image's padded planes.
+    let offsets: Vec<usize> = (0..cin_g)
+        .flat_map(|ci| wd.taps().iter().map(move |t| ci * wd.plane + t))
+        .collect();
+    let chunks = rayon::current_num_threads().clamp(1, g.batch);
+    let per = g.batch.div_ceil(chunks);
+    let partials: Vec<Vec<f32>> = (0..g.batch.div_ceil(per))
+        .into_par_iter()
+        .map(|c| {
+            let images = c * per..((c + 1) * per).min(g.batch);
+            let pass = per_pass.min(images.len());
+            // Per group: [blocks * OCB, cin_g * taps].
+            let mut acc = vec![0.0f32; g.groups * blocks * OCB * row];
+            let mut xp = vec![0.0f32; pass * xp_len];
+            let mut dyw = vec![0.0f32; pass * dy_len];
+            for first in images.clone().step_by(pass) {
+                let n_pass = pass.min(images.end - first);
+                for gi in 0..g.groups {
+                    for i in 0..n_pass {
+                        let n = first + i;
+                        let xg =
+                            &x[(n * g.in_channels + gi * cin_g) * in_plane..][..cin_g * in_plane];
+                        let xpi = &mut xp[i * xp_len..][..xp_len];
+                        for (src, dst) in xg
+                            .chunks_exact(in_plane)
+                            .zip(xpi.chunks_exact_mut(wd.plane))
+                        {
+                            wd.pad_plane(src, dst);
+                        }
+                        let dyg = &dy[(n * g.out_channels + gi * cout_g) * out_plane..]
+                            [..cout_g * out_plane];
+                        let dyi = &mut dyw[i * dy_len..][..dy_len];
+                        for (src, dst) in
+                            dyg.chunks_exact(out_plane).zip(dyi.chunks_exact_mut(wd.qr))
+                        {
+                            wd.widen(src, dst);
+                        }
+                    }
+                    let accg = &mut acc[gi * blocks * OCB * row..][..blocks * OCB * row];
+                    let images = Images {
+                        count: n_pass,
+                        xp: &xp,
+                        xp_len,
+                        dyw: &dyw,
+                        dy_len,
+                    };
+                    for (b, accb) in accg.chunks_exact_mut(OCB * row).enumerate() {
+                        weight_block(&wd, &images, b * OCB * wd.qr, &offsets, accb);
+                    }
+                }
+            }
+            acc
+        })
+        .collect();
+    let mut total = vec![0.0f32; g.groups * blocks * OCB * row];
+    for part in partials {
+        for (a, b) in total.iter_mut().zip(part) {
+            *a += b;
+        }
+    }
+    // Drop the padding channels of the last block of each group.
+    let mut dw = Vec::with_capacity(wlen);
+    for gi in 0..g.groups {
+        dw.extend_from_slice(&total[gi * blocks * OCB * row..][..cout_g * row]);
+    }
+    dw
+}
+
+/// One pass of images for the weight gradient: `count` images' padded planes (`xp_len` apart)
+/// and wide output-gradient rows (`dy_len` apart).
+struct Images<'a> {
+    count: usize,
+    xp: &'a [f32],
+    xp_len: usize,
+    dyw: &'a [f32],
+    dy_len: usize,
+}
+
+/// One block of [`OCB`] output channels over wide positions `qs`: `yw` (`[OCB, qr]`) from the
+/// padded planes `xp` (`[cin, plane]`) and the block's packed weights.
+fn conv_block(
+    wd: &Wide,
+    xp: &[f32],
+    cin: usize,
+    w: &[f32],
+    yw: &mut [f32],
+    qs: std::ops::Range<usize>,
+) {
+    assert!(xp.len() >= cin * wd.plane && w.len() == cin * wd.ntaps * OCB);
+    assert!(yw.len() == OCB * wd.qr && wd.qr.is_multiple_of(TILE));
+    assert!(qs.start.is_multiple_of(TILE) && qs.end.is_multiple_of(TILE) && qs.end <= wd.qr);
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `supports` checked AVX2 and FMA; the asserts above bound every access: the
+    // last tile of the last channel reads up to (cin - 1) * plane + qr - 1 + taps.max(), which
+    // is below cin * plane by the definition of `plane`.
+    unsafe {
+        conv_block_avx2(xp, wd.plane, cin, wd.taps(), w, yw, wd.qr, qs);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn conv_block_avx2(
+    xp: &[f32],
+    plane: usize,
+    cin: usize,
+    taps: &[usize],
+    w: &[f32],
+    yw: &mut [f32],
+    qr: usize,
+    qs: std::ops::Range<usize>,
+) {
+    const V: usize = TILE / LANES;
+    let (xp, w, yw) = (xp.as_ptr(), w.as_ptr(), yw.as_mut_ptr());
+    let mut q = qs.start;
+    while q < qs.end {
+        let mut acc = [[_mm256_setzero_ps(); V]; OCB];
+        let mut wk = w;
+        for ci in 0..cin {
+            // SAFETY (all pointer arithmetic here): bounded as `conv_block` states.
+            let base = unsafe { xp.add(ci * plane + q) };
+            for &t in taps {
+                let mut xv = [_mm256_setzero_ps(); V];
+                for (v, r) in xv.iter_mut().enumerate() {
+                    *r = unsafe { _mm256_loadu_ps(base.add(t + v * LANES)) };
+                }
+                for (j, accj) in acc.iter_mut().enumerate() {
+                    let wj = _mm256_broadcast_ss(unsafe { &*wk.add(j) });
+                    for (a, xv) in accj.iter_mut().zip(&xv) {
+                        *a = _mm256_fmadd_ps(wj, *xv, *a);
+                    }
+                }
+                wk = unsafe { wk.add(OCB) };
+            }
+        }
+        for (j, accj) in acc.iter().enumerate() {
+            for (v, a) in accj.iter().enumerate() {
+                unsafe { _mm256_storeu_ps(yw.add(j * qr + q + v * LANES), *a) };
+            }
+        }
+        q += TILE;
+    }
+}
+
+/// Adds one block's weight gradient over a pass of images,
+/// `acc[j][i] += sum_n sum_q dyw[n][block + j * qr + q] * xp[n][offsets[i] + q]`, for the
+/// block's [`OCB`] output channels `j` and every (input channel, tap) pair `i`.
+fn weight_block(wd: &Wide, im: &Images, block: usize, offsets: &[usize], acc: &mut [f32]) {
+    let row = offsets.len();
+    assert!(acc.len() == OCB * row && wd.qr.is_multiple_of(LANES) && im.count > 0);
+    assert!(block + OCB * wd.qr <= im.dy_len && im.dyw.len() >= im.count * im.dy_len);
+    assert!(offsets.iter().all(|&o| o + wd.qr <= im.xp_len));
+    assert!(im.xp.len() >= im.count * im.xp_len);
+    let mut i = 0;
+    while i < row {
+        let n = (row - i).min(3);
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `supports` checked AVX2 and FMA; for every image n < count, the runs
+        // n * xp_len + offsets[i] + (0..qr) lie in `xp` and n * dy_len + block + j * qr + (0..qr)
+        // in `dyw` (asserted above).
+        unsafe {
+            let out = &mut acc[i..];
+            match n {
+                3 => weight_tile_avx2::<3>(im, block, &offsets[i..i + 3], wd.qr, out, row),
+                2 => weight_tile_avx2::<2>(im, block, &offsets[i..i + 2], wd.qr, out, row),
+                _ => weight_tile_avx2::<1>(im, block, &offsets[i..i + 1], wd.qr, out, row),
+            }
+        }
+        i += n;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn weight_tile_avx2<const T: usize>(
+    im: &Images,
+    block: usize,
+    offsets: &[usize],
+    qr: usize,
+    acc: &mut [f32],
+    row: usize,
+) {
+    let mut sums = [[_mm256_setzero_ps(); T]; OCB];
+    for n in 0..im.count {
+        // SAFETY (all pointer arithmetic here): bounded as `weight_block` states.
+        let dp = unsafe { im.dyw.as_ptr().add(n * im.dy_len + block) };
+        let xp = unsafe { im.xp.as_ptr().add(n * im.xp_len) };
+        let mut q = 0;
+        while q < qr {
+            // The T input runs first, then one output-gradient row at a time: 12 sums, 3 inputs
+            // and 1 gradient fill the 16 registers without spilling.
+            let mut xv = [_mm256_setzero_ps(); T];
+            for (r, &o) in xv.iter_mut().zip(offsets) {
+                *r = unsafe { _mm256_loadu_ps(xp.add(o + q)) };
+            }
+            for (j, sj) in sums.iter_mut().enumerate() {
+                let d = unsafe { _mm256_loadu_ps(dp.add(j * qr + q)) };
+                for (s, x) in sj.iter_mut().zip(&xv) {
+                    *s = _mm256_fmadd_ps(d, *x, *s);
+                }
+            }
+            q += LANES;
+        }
+    }
+    for (j, sj) in sums.iter().enumerate() {
+        for (t, s) in sj.iter().enumerate() {
+            acc[j * row + t] += horizontal_sum(*s);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn horizontal_sum(v: __m256) -> f32 {
+    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+    let s = _mm_hadd_ps(s, s);
+    _mm_cvtss_f32(_mm_hadd_ps(s, s))
+}
