@@ -50,6 +50,7 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    keep_freed_memory();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -57,6 +58,23 @@ fn main() -> std::process::ExitCode {
             eprintln!("error: {e:#}");
             std::process::ExitCode::from(2)
         }
+    }
+}
+
+/// Makes glibc keep freed buffers for reuse instead of handing them back to the kernel.
+///
+/// A training step frees and reallocates the same activation-sized buffers every time; by
+/// default glibc serves those from fresh `mmap`s and unmaps them on free, so every step pays
+/// a page fault and a kernel zeroing per 4 KiB. Keeping them in the heap (up to glibc's 32 MiB
+/// per-allocation limit, and never trimming) leaves the peak RSS where it was while the
+/// process runs.
+fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator parameters; it is called before any other thread
+    // exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
     }
 }
 

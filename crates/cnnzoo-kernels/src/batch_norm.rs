@@ -8,6 +8,8 @@
 
 use rayon::prelude::*;
 
+use crate::buffer;
+
 /// Layout of a BatchNorm input: `batch` x `channels` planes of `plane` elements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NormShape {
@@ -52,22 +54,25 @@ fn lane_sum(p: &[f32], f: impl Fn(f32) -> f32) -> f32 {
     acc.iter().sum::<f32>() + tail.iter().map(|v| f(*v)).sum::<f32>()
 }
 
-/// [`lane_sum`] of `f(a, b)` over two slices of one length.
-fn lane_sum2(p: &[f32], q: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
-    let mut acc = [0.0f32; 8];
+/// Two [`lane_sum`]s at once of the pair `f(a, b)` over two slices of one length: one pass
+/// over the data instead of two.
+fn lane_sums2(p: &[f32], q: &[f32], f: impl Fn(f32, f32) -> (f32, f32)) -> (f32, f32) {
+    let (mut acc0, mut acc1) = ([0.0f32; 8], [0.0f32; 8]);
     let (pc, qc) = (p.chunks_exact(8), q.chunks_exact(8));
-    let tail: f32 = pc
-        .remainder()
-        .iter()
-        .zip(qc.remainder())
-        .map(|(a, b)| f(*a, *b))
-        .sum();
+    let (mut t0, mut t1) = (0.0f32, 0.0f32);
+    for (a, b) in pc.remainder().iter().zip(qc.remainder()) {
+        let (u, v) = f(*a, *b);
+        t0 += u;
+        t1 += v;
+    }
     for (a8, b8) in pc.zip(qc) {
-        for ((acc, a), b) in acc.iter_mut().zip(a8).zip(b8) {
-            *acc += f(*a, *b);
+        for (((s0, s1), a), b) in acc0.iter_mut().zip(acc1.iter_mut()).zip(a8).zip(b8) {
+            let (u, v) = f(*a, *b);
+            *s0 += u;
+            *s1 += v;
         }
     }
-    acc.iter().sum::<f32>() + tail
+    (acc0.iter().sum::<f32>() + t0, acc1.iter().sum::<f32>() + t1)
 }
 
 /// BatchNorm as one affine map per channel: `(scale, shift)` with
@@ -114,26 +119,22 @@ pub fn forward_train(
 
 /// `y = x * scale[c] + shift[c]` (then `max(y, 0)` when `relu`), plane by plane.
 fn affine(s: NormShape, x: &[f32], scale_shift: &[(f32, f32)], relu: bool) -> Vec<f32> {
-    let mut y = vec![0.0f32; s.len()];
     if s.plane == 0 {
-        return y;
+        return vec![0.0f32; s.len()];
     }
-    y.par_chunks_mut(s.plane)
-        .zip(x.par_chunks(s.plane))
-        .enumerate()
-        .for_each(|(i, (yp, xp))| {
-            let (scale, shift) = scale_shift[i % s.channels];
-            if relu {
-                for (o, v) in yp.iter_mut().zip(xp) {
-                    *o = (v * scale + shift).max(0.0);
-                }
-            } else {
-                for (o, v) in yp.iter_mut().zip(xp) {
-                    *o = v * scale + shift;
-                }
+    buffer::par_written(s.len(), s.plane, |i, yp| {
+        let xp = &x[i * s.plane..][..s.plane];
+        let (scale, shift) = scale_shift[i % s.channels];
+        if relu {
+            for (o, v) in yp.iter_mut().zip(xp) {
+                o.write((v * scale + shift).max(0.0));
             }
-        });
-    y
+        } else {
+            for (o, v) in yp.iter_mut().zip(xp) {
+                o.write(v * scale + shift);
+            }
+        }
+    })
 }
 
 /// Inference: normalise with the given (running) statistics, then ReLU when `relu`.
@@ -193,8 +194,10 @@ pub fn backward_train(
             let (m, ss) = (mean[c], scale_shift[c]);
             let (mut sd, mut sdx) = (0.0f64, 0.0f64);
             for (xp, dp) in s.planes(x, c).zip(s.planes(dy, c)) {
-                let a = lane_sum2(xp, dp, |xv, dv| gate(xv, dv, ss));
-                let b = lane_sum2(xp, dp, |xv, dv| gate(xv, dv, ss) * (xv - m));
+                let (a, b) = lane_sums2(xp, dp, |xv, dv| {
+                    let d = gate(xv, dv, ss);
+                    (d, d * (xv - m))
+                });
                 sd += a as f64;
                 sdx += b as f64;
             }
@@ -217,24 +220,23 @@ pub fn backward_train(
             )
         })
         .collect();
-    let mut dx = vec![0.0f32; s.len()];
-    if s.plane > 0 {
-        dx.par_chunks_mut(s.plane)
-            .zip(x.par_chunks(s.plane).zip(dy.par_chunks(s.plane)))
-            .enumerate()
-            .for_each(|(i, (dxp, (xp, dp)))| {
-                let ch = i % s.channels;
-                let ((a, b, c), ss) = (coef[ch], scale_shift[ch]);
-                if relu {
-                    for ((o, xv), dv) in dxp.iter_mut().zip(xp).zip(dp) {
-                        *o = a * gate(*xv, *dv, ss) + b * xv + c;
-                    }
-                } else {
-                    for ((o, xv), dv) in dxp.iter_mut().zip(xp).zip(dp) {
-                        *o = a * dv + b * xv + c;
-                    }
+    let dx = if s.plane == 0 {
+        vec![0.0f32; s.len()]
+    } else {
+        buffer::par_written(s.len(), s.plane, |i, dxp| {
+            let (xp, dp) = (&x[i * s.plane..][..s.plane], &dy[i * s.plane..][..s.plane]);
+            let ch = i % s.channels;
+            let ((a, b, c), ss) = (coef[ch], scale_shift[ch]);
+            if relu {
+                for ((o, xv), dv) in dxp.iter_mut().zip(xp).zip(dp) {
+                    o.write(a * gate(*xv, *dv, ss) + b * xv + c);
                 }
-            });
-    }
+            } else {
+                for ((o, xv), dv) in dxp.iter_mut().zip(xp).zip(dp) {
+                    o.write(a * dv + b * xv + c);
+                }
+            }
+        })
+    };
     (dx, dgamma, dbeta)
 }

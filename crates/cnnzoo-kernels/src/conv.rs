@@ -9,6 +9,8 @@
 
 use rayon::prelude::*;
 
+use crate::buffer;
+
 /// Shape and hyper-parameters of one convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConvGeometry {
@@ -328,13 +330,13 @@ pub fn gemm_forward(g: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
     let (k, p, cout_g) = (g.k(), g.p(), g.cout_g());
     let in_img = g.in_channels * g.in_size[0] * g.in_size[1];
     let out_img = g.out_channels * p;
-    let mut out = vec![0.0f32; g.output_len()];
-    if out.is_empty() {
-        return out;
+    if g.output_len() == 0 {
+        return Vec::new();
     }
     if is_matrix_product(g) {
         // out [N, O] = x [N, C] * weight [O, C]^T.
         let (n, o, c) = (g.batch, g.out_channels, g.in_channels);
+        let mut out = vec![0.0f32; g.output_len()];
         gemm_rm(
             n,
             o,
@@ -350,12 +352,14 @@ pub fn gemm_forward(g: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
         return out;
     }
     let par = gemm_parallelism(g.batch);
+    let mut out = buffer::uninit(g.output_len());
     out.par_chunks_mut(out_img)
         .zip(x.par_chunks(in_img))
         .with_min_len(images_per_worker(g.batch))
         .for_each_init(
             || cols_buffer(g),
             |cols, (y, xi)| {
+                let y = buffer::zeroed(y);
                 for gi in 0..g.groups {
                     let rhs = columns(g, xi, gi, cols);
                     let yg = &mut y[gi * cout_g * p..(gi + 1) * cout_g * p];
@@ -364,7 +368,8 @@ pub fn gemm_forward(g: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
                 }
             },
         );
-    out
+    // SAFETY: every image's chunk went through `buffer::zeroed`.
+    unsafe { buffer::assume_init(out) }
 }
 
 /// Gradient with respect to the input: `dy` `[N, O, OH, OW]`, `weight` `[O, C/g, kh, kw]`;
@@ -384,13 +389,13 @@ pub fn gemm_backward_data(g: &ConvGeometry, dy: &[f32], weight: &[f32]) -> Vec<f
     let (k, p, cin_g, cout_g) = (g.k(), g.p(), g.cin_g(), g.cout_g());
     let in_img = g.in_channels * g.in_size[0] * g.in_size[1];
     let out_img = g.out_channels * p;
-    let mut dx = vec![0.0f32; g.input_len()];
-    if dx.is_empty() || dy.is_empty() {
-        return dx;
+    if g.input_len() == 0 || dy.is_empty() {
+        return vec![0.0f32; g.input_len()];
     }
     if is_matrix_product(g) {
         // dx [N, C] = dy [N, O] * weight [O, C].
         let (n, o, c) = (g.batch, g.out_channels, g.in_channels);
+        let mut dx = vec![0.0f32; g.input_len()];
         gemm_rm(
             n,
             c,
@@ -407,12 +412,15 @@ pub fn gemm_backward_data(g: &ConvGeometry, dy: &[f32], weight: &[f32]) -> Vec<f
     }
     let pointwise = g.is_pointwise();
     let par = gemm_parallelism(g.batch);
+    let mut dx = buffer::uninit(g.input_len());
     dx.par_chunks_mut(in_img)
         .zip(dy.par_chunks(out_img))
         .with_min_len(images_per_worker(g.batch))
         .for_each_init(
             || cols_buffer(g),
             |cols, (dxi, dyi)| {
+                // Zeroed: col2im adds into it.
+                let dxi = buffer::zeroed(dxi);
                 for gi in 0..g.groups {
                     let wg = &weight[gi * cout_g * k..(gi + 1) * cout_g * k];
                     let dyg = &dyi[gi * cout_g * p..(gi + 1) * cout_g * p];
@@ -426,7 +434,8 @@ pub fn gemm_backward_data(g: &ConvGeometry, dy: &[f32], weight: &[f32]) -> Vec<f
                 }
             },
         );
-    dx
+    // SAFETY: every image's chunk went through `buffer::zeroed`.
+    unsafe { buffer::assume_init(dx) }
 }
 
 /// Gradient with respect to the weight: `x` `[N, C, H, W]`, `dy` `[N, O, OH, OW]`; returns

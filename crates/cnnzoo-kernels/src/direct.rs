@@ -15,8 +15,11 @@ use std::arch::x86_64::{
     _mm256_extractf128_ps, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_setzero_ps, _mm256_storeu_ps,
 };
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
+use crate::buffer;
 use crate::conv::ConvGeometry;
 
 /// f32 lanes of one AVX register.
@@ -133,10 +136,10 @@ impl Wide {
         }
     }
 
-    /// Copies the valid columns of wide rows `src` (`[oh, wp]`) into `dst` (`[oh, ow]`).
-    fn narrow(&self, src: &[f32], dst: &mut [f32]) {
+    /// Writes the valid columns of wide rows `src` (`[oh, wp]`) to all of `dst` (`[oh, ow]`).
+    fn narrow(&self, src: &[f32], dst: &mut [MaybeUninit<f32>]) {
         for (oy, row) in dst.chunks_exact_mut(self.ow).enumerate() {
-            row.copy_from_slice(&src[oy * self.wp..][..self.ow]);
+            row.write_copy_of_slice(&src[oy * self.wp..][..self.ow]);
         }
     }
 
@@ -174,9 +177,8 @@ pub fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
     assert!(supports(g), "direct convolution does not support {g:?}");
     assert_eq!(x.len(), g.input_len(), "input length");
     assert_eq!(weight.len(), g.weight_len(), "weight length");
-    let mut out = vec![0.0f32; g.output_len()];
-    if out.is_empty() {
-        return out;
+    if g.output_len() == 0 {
+        return Vec::new();
     }
     let wd = Wide::new(g);
     let packed = pack_weights(g, weight);
@@ -185,6 +187,7 @@ pub fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
     let block_len = cin_g * wd.ntaps * OCB;
     let in_plane = wd.h * wd.w;
     let out_plane = wd.oh * wd.ow;
+    let mut out = buffer::uninit(g.output_len());
     out.par_chunks_mut(g.out_channels * out_plane)
         .zip(x.par_chunks(g.in_channels * in_plane))
         .with_min_len(g.batch.div_ceil(rayon::current_num_threads().max(1)))
@@ -219,7 +222,9 @@ pub fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
                 }
             },
         );
-    out
+    // SAFETY: every image's chunk was written whole: each group's `narrow` writes all
+    // cout_g * oh * ow of its channels.
+    unsafe { buffer::assume_init(out) }
 }
 
 /// Gradient with respect to the input; same contract as

@@ -8,8 +8,12 @@
 
 pub mod backend;
 pub mod batch_norm;
+mod buffer;
 pub mod conv;
 pub mod direct;
+pub mod residual;
 
-pub use backend::{ConvKernels, batch_norm, batch_norm_train, conv2d, uses_kernels};
+pub use backend::{
+    ConvKernels, add_relu, batch_norm, batch_norm_train, conv2d, scale_add_relu, uses_kernels,
+};
 pub use conv::ConvGeometry;

@@ -349,7 +349,24 @@ impl ResidualBlock {
     fn forward_observed(&self, x: Tensor<4>, tap: UnitTap) -> (Tensor<4>, Option<Tensor<4>>) {
         let mut gates = None;
         let y = self.branch_tapped(x.clone(), &mut *tap, &mut gates);
-        let y = match self.shortcut_tapped(x, tap, &mut gates) {
+        let shortcut = self.shortcut_tapped(x, tap, &mut gates);
+        // ReLU right after the addition (no SE-POST unit between): the addition, a standard SE
+        // unit's scaling and the ReLU are one fused pass (on the CPU; Burn's ops elsewhere).
+        if let Some(sc) = &shortcut
+            && self.act == Activation::Relu
+            && self.se_at(SePosition::Post).is_none()
+        {
+            let y = match self.se_at(SePosition::Standard) {
+                Some(se) => {
+                    let g = se.gates(y.clone());
+                    gates = Some(g.clone());
+                    cnnzoo_kernels::scale_add_relu(y, g, sc.clone())
+                }
+                None => cnnzoo_kernels::add_relu(y, sc.clone()),
+            };
+            return (y, gates);
+        }
+        let y = match shortcut {
             // With standard SE this is the channel-wise axpy y * gates + shortcut.
             Some(sc) => self.excite_at(SePosition::Standard, y, &mut gates) + sc,
             None => self.excite_at(SePosition::Standard, y, &mut gates),

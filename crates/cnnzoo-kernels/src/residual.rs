@@ -1,0 +1,100 @@
+//! The end of a residual block on `[N, C, H, W]` `f32` slices: `relu(branch + shortcut)`, and
+//! with a standard SE unit `relu(branch * gate[n, c] + shortcut)` (the channel-wise axpy),
+//! forward and backward, each in one pass spread over rayon's pool.
+//!
+//! Composed from tensor operations these are three to five element-wise passes each way
+//! (multiply, add, ReLU; mask, multiply, channel sums), each allocating its output.
+
+use rayon::prelude::*;
+
+use crate::buffer;
+
+/// Elements per rayon job for the unscaled kernels (large enough to amortise the scheduling).
+const CHUNK: usize = 1 << 14;
+
+/// `max(a + b, 0)`.
+pub fn add_relu(a: &[f32], b: &[f32]) -> Vec<f32> {
+    assert_eq!(a.len(), b.len(), "operand lengths");
+    buffer::par_written(a.len(), CHUNK, |i, y| {
+        let (a, b) = (&a[i * CHUNK..][..y.len()], &b[i * CHUNK..][..y.len()]);
+        for ((o, x), s) in y.iter_mut().zip(a).zip(b) {
+            o.write((x + s).max(0.0));
+        }
+    })
+}
+
+/// The gradient that reaches both operands of [`add_relu`] (and the shortcut of
+/// [`scale_add_relu`]): `dy` where the output `y` is positive, else 0.
+pub fn relu_backward(y: &[f32], dy: &[f32]) -> Vec<f32> {
+    assert_eq!(y.len(), dy.len(), "operand lengths");
+    buffer::par_written(y.len(), CHUNK, |i, out| {
+        let (y, dy) = (&y[i * CHUNK..][..out.len()], &dy[i * CHUNK..][..out.len()]);
+        for ((o, y), d) in out.iter_mut().zip(y).zip(dy) {
+            o.write(if *y > 0.0 { *d } else { 0.0 });
+        }
+    })
+}
+
+/// `max(a * gates[n, c] + b, 0)` with `a`, `b` of `planes` planes of `plane` elements each and
+/// one gate per plane.
+pub fn scale_add_relu(a: &[f32], gates: &[f32], b: &[f32], plane: usize) -> Vec<f32> {
+    assert_eq!(a.len(), b.len(), "operand lengths");
+    assert_eq!(a.len(), gates.len() * plane, "one gate per plane");
+    if plane == 0 {
+        return Vec::new();
+    }
+    buffer::par_written(a.len(), plane, |i, y| {
+        let g = gates[i];
+        let (a, b) = (&a[i * plane..][..plane], &b[i * plane..][..plane]);
+        for ((o, x), s) in y.iter_mut().zip(a).zip(b) {
+            o.write((x * g + s).max(0.0));
+        }
+    })
+}
+
+/// Backward of [`scale_add_relu`] from its output `y`: returns the gradients of `a`, of the
+/// gates (one per plane) and of `b`.
+pub fn scale_add_relu_backward(
+    a: &[f32],
+    gates: &[f32],
+    y: &[f32],
+    dy: &[f32],
+    plane: usize,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    assert!(a.len() == y.len() && y.len() == dy.len(), "operand lengths");
+    assert_eq!(a.len(), gates.len() * plane, "one gate per plane");
+    let db = relu_backward(y, dy);
+    if plane == 0 {
+        return (Vec::new(), vec![0.0; gates.len()], db);
+    }
+    let mut dgates = vec![0.0f32; gates.len()];
+    let da = buffer::par_written(a.len(), plane, |i, da| {
+        let g = gates[i];
+        for (o, d) in da.iter_mut().zip(&db[i * plane..][..plane]) {
+            o.write(d * g);
+        }
+    });
+    dgates
+        .par_iter_mut()
+        .enumerate()
+        .for_each(|(i, dg)| *dg = dot(&db[i * plane..][..plane], &a[i * plane..][..plane]));
+    (da, dgates, db)
+}
+
+/// `sum(p * q)` in eight lanes (vectorised, and it rounds less than one running sum).
+fn dot(p: &[f32], q: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (pc, qc) = (p.chunks_exact(8), q.chunks_exact(8));
+    let tail: f32 = pc
+        .remainder()
+        .iter()
+        .zip(qc.remainder())
+        .map(|(a, b)| a * b)
+        .sum();
+    for (a8, b8) in pc.zip(qc) {
+        for ((s, a), b) in acc.iter_mut().zip(a8).zip(b8) {
+            *s += a * b;
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}

@@ -1,0 +1,96 @@
+//! The fused ends of a residual block, `relu(a + b)` and `relu(a * gates + b)`, against the
+//! same expressions in Burn's operations: outputs and the gradients of every operand.
+
+mod common;
+use common::{assert_close, values};
+
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Distribution, Tensor};
+use cnnzoo_kernels::{add_relu, scale_add_relu, uses_kernels};
+
+const SHAPES: [[usize; 4]; 3] = [[2, 3, 4, 5], [3, 16, 8, 8], [1, 2, 1, 1]];
+
+fn random(shape: [usize; 4], device: &Device) -> Tensor<4> {
+    Tensor::random(shape, Distribution::Normal(0.0, 1.0), device)
+}
+
+#[test]
+fn add_relu_matches_burn() {
+    let device = Device::flex().autodiff();
+    assert!(uses_kernels(&device));
+    device.seed(3);
+    for shape in SHAPES {
+        let (a, b) = (random(shape, &device), random(shape, &device));
+        let probe = random(shape, &device);
+        let mut outs = Vec::new();
+        for ours in [true, false] {
+            let (a, b) = (a.clone().require_grad(), b.clone().require_grad());
+            let y = if ours {
+                add_relu(a.clone(), b.clone())
+            } else {
+                relu(a.clone() + b.clone())
+            };
+            let grads = (y.clone() * probe.clone()).sum().backward();
+            outs.push([
+                values(y),
+                values(a.grad(&grads).unwrap()),
+                values(b.grad(&grads).unwrap()),
+            ]);
+        }
+        for (i, what) in ["output", "dL/da", "dL/db"].iter().enumerate() {
+            assert_close(&format!("{shape:?} {what}"), &outs[0][i], &outs[1][i], 1e-6);
+        }
+        // Both operands see the masked gradient: zero exactly where the output is zero.
+        let (y, da) = (&outs[0][0], &outs[0][1]);
+        assert!(y.iter().zip(da).all(|(y, d)| *y > 0.0 || *d == 0.0));
+        if y.len() > 16 {
+            assert!(y.contains(&0.0), "{shape:?}: the ReLU never clipped");
+        }
+    }
+}
+
+#[test]
+fn scale_add_relu_matches_burn() {
+    let device = Device::flex().autodiff();
+    device.seed(5);
+    for shape in SHAPES {
+        let [n, c, _, _] = shape;
+        let (a, b) = (random(shape, &device), random(shape, &device));
+        let gates: Tensor<4> = Tensor::random([n, c, 1, 1], Distribution::Default, &device);
+        let probe = random(shape, &device);
+        let mut outs = Vec::new();
+        for ours in [true, false] {
+            let (a, g, b) = (
+                a.clone().require_grad(),
+                gates.clone().require_grad(),
+                b.clone().require_grad(),
+            );
+            let y = if ours {
+                scale_add_relu(a.clone(), g.clone(), b.clone())
+            } else {
+                relu(a.clone() * g.clone() + b.clone())
+            };
+            let grads = (y.clone() * probe.clone()).sum().backward();
+            outs.push([
+                values(y),
+                values(a.grad(&grads).unwrap()),
+                values(g.grad(&grads).unwrap()),
+                values(b.grad(&grads).unwrap()),
+            ]);
+        }
+        for (i, what) in ["output", "dL/da", "dL/dgates", "dL/db"].iter().enumerate() {
+            assert_close(&format!("{shape:?} {what}"), &outs[0][i], &outs[1][i], 1e-5);
+        }
+    }
+}
+
+#[test]
+fn mismatched_shapes_fall_back_to_burns_broadcasting() {
+    let device = Device::flex();
+    device.seed(9);
+    // A per-channel shortcut broadcasts in Burn; the fused kernel must not read past it.
+    let a = random([2, 3, 4, 4], &device);
+    let b = random([1, 3, 1, 1], &device);
+    let want = values(relu(a.clone() + b.clone()));
+    assert_close("broadcast", &values(add_relu(a, b)), &want, 1e-6);
+}
