@@ -5,14 +5,16 @@
 //! Each input plane is zero-padded once and read in a "wide" layout: output position
 //! `q = oy * wp + ox` runs over the padded width `wp`, so tap `(ky, kx)` of every position sits
 //! at `q + ky * wp + kx` and a run of positions is one unaligned vector load per tap. The
-//! columns `ox >= ow` are computed and dropped (for 3x3, 2 extra columns per row), which buys
-//! unit-stride loads everywhere. Backward-data is the same kernel on the flipped, transposed
-//! weights; backward-weight reduces over the same wide layout.
+//! columns `ox >= ow` are computed and dropped, which buys unit-stride loads everywhere. The
+//! zero columns between rows are shared (the right padding of one row is the left padding of
+//! the next), so a 3x3 costs 1 extra column per row, not 2.
+//! Backward-data is the same kernel on the flipped, transposed weights; backward-weight reduces
+//! over the same wide layout.
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::{
-    __m256, _mm_add_ps, _mm_cvtss_f32, _mm_hadd_ps, _mm256_broadcast_ss, _mm256_castps256_ps128,
-    _mm256_extractf128_ps, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_setzero_ps, _mm256_storeu_ps,
+    __m256, _mm_add_ps, _mm_cvtss_f32, _mm_hadd_ps, _mm256_castps256_ps128, _mm256_extractf128_ps,
+    _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_setzero_ps,
 };
 
 use std::mem::MaybeUninit;
@@ -26,10 +28,10 @@ use crate::conv::ConvGeometry;
 const LANES: usize = 8;
 /// Output channels per register tile.
 const OCB: usize = 4;
-/// Wide positions per register tile: 2 vectors, so 4 x 2 accumulators. (3 vectors would make
-/// 12, but with the inputs and the broadcast weight they no longer fit AVX2's 16 registers;
-/// measured slower.)
-const TILE: usize = 2 * LANES;
+/// Wide positions per register tile: 3 vectors, so 4 x 3 = 12 accumulators, enough to hide
+/// the FMA latency on two FMA pipes (8 were measured 10-30% slower), with the 3 inputs and
+/// the broadcast weight filling AVX2's 16 registers exactly (see [`conv_tile`]).
+const TILE: usize = 3 * LANES;
 /// Largest weight tensor per group (elements) taken by the direct path: beyond it the GEMM's
 /// cache blocking wins (measured with `examples/conv_bench.rs`).
 const MAX_GROUP_WEIGHTS: usize = 64 * 64 * 9;
@@ -81,7 +83,7 @@ struct Wide {
     /// Padding before the first row and column.
     top: usize,
     left: usize,
-    /// Padded width: the row stride of the wide layout.
+    /// Row stride of the wide layout: the width plus the larger of the two paddings.
     wp: usize,
     /// Output height and width.
     oh: usize,
@@ -100,8 +102,11 @@ impl Wide {
         let [h, w] = g.in_size;
         let [kh, kw] = g.kernel;
         let [(top, bottom), (left, right)] = g.padding;
-        let wp = w + left + right;
-        let [oh, ow] = [h + top + bottom + 1 - kh, wp + 1 - kw];
+        // One run of zero columns between rows serves as the right padding of a row and the
+        // left padding of the next: a tap reading past a row's end wraps into the next row's
+        // first `min(left, right)` columns, which are zero.
+        let wp = w + left.max(right);
+        let [oh, ow] = [h + top + bottom + 1 - kh, w + left + right + 1 - kw];
         let q = oh * wp;
         let qr = q.div_ceil(TILE) * TILE;
         let plane = qr + (kh - 1) * wp + kw - 1;
@@ -397,35 +402,108 @@ unsafe fn conv_block_avx2(
     qr: usize,
     qs: std::ops::Range<usize>,
 ) {
-    const V: usize = TILE / LANES;
     let (xp, w, yw) = (xp.as_ptr(), w.as_ptr(), yw.as_mut_ptr());
     let mut q = qs.start;
     while q < qs.end {
-        let mut acc = [[_mm256_setzero_ps(); V]; OCB];
-        let mut wk = w;
-        for ci in 0..cin {
-            // SAFETY (all pointer arithmetic here): bounded as `conv_block` states.
-            let base = unsafe { xp.add(ci * plane + q) };
-            for &t in taps {
-                let mut xv = [_mm256_setzero_ps(); V];
-                for (v, r) in xv.iter_mut().enumerate() {
-                    *r = unsafe { _mm256_loadu_ps(base.add(t + v * LANES)) };
-                }
-                for (j, accj) in acc.iter_mut().enumerate() {
-                    let wj = _mm256_broadcast_ss(unsafe { &*wk.add(j) });
-                    for (a, xv) in accj.iter_mut().zip(&xv) {
-                        *a = _mm256_fmadd_ps(wj, *xv, *a);
-                    }
-                }
-                wk = unsafe { wk.add(OCB) };
-            }
-        }
-        for (j, accj) in acc.iter().enumerate() {
-            for (v, a) in accj.iter().enumerate() {
-                unsafe { _mm256_storeu_ps(yw.add(j * qr + q + v * LANES), *a) };
-            }
-        }
+        // SAFETY: bounded as `conv_block` states; cin >= 1 and taps.len() >= 2 (supports()
+        // excludes 1x1 kernels), so both count-down loops run at least once.
+        unsafe { conv_tile(xp.add(q), plane, cin, taps, w, yw.add(q), qr) };
         q += TILE;
+    }
+}
+
+/// One register tile: 4 output channels x 24 wide positions, summed over every input channel
+/// and tap, stored to `out` (rows `qr` apart). In assembly because LLVM, given the same loop
+/// with twelve accumulators, shuffled and spilled registers in the inner loop; here the
+/// accumulators stay in ymm0-11, the three input vectors in ymm12-14 and the broadcast weight
+/// in ymm15.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn conv_tile(
+    xp: *const f32,
+    plane: usize,
+    cin: usize,
+    taps: &[usize],
+    w: *const f32,
+    out: *mut f32,
+    qr: usize,
+) {
+    // SAFETY: the caller guarantees every address read or written is in bounds.
+    unsafe {
+        std::arch::asm!(
+        "vxorps ymm0, ymm0, ymm0",
+        "vxorps ymm1, ymm1, ymm1",
+        "vxorps ymm2, ymm2, ymm2",
+        "vxorps ymm3, ymm3, ymm3",
+        "vxorps ymm4, ymm4, ymm4",
+        "vxorps ymm5, ymm5, ymm5",
+        "vxorps ymm6, ymm6, ymm6",
+        "vxorps ymm7, ymm7, ymm7",
+        "vxorps ymm8, ymm8, ymm8",
+        "vxorps ymm9, ymm9, ymm9",
+        "vxorps ymm10, ymm10, ymm10",
+        "vxorps ymm11, ymm11, ymm11",
+        "2:",
+        "mov {tp}, {taps}",
+        "mov {tc}, {ntaps}",
+        "3:",
+        "mov {off}, qword ptr [{tp}]",
+        "lea {off}, [{base} + 4*{off}]",
+        "vmovups ymm12, ymmword ptr [{off}]",
+        "vmovups ymm13, ymmword ptr [{off} + 32]",
+        "vmovups ymm14, ymmword ptr [{off} + 64]",
+        "vbroadcastss ymm15, dword ptr [{wk} + 0]",
+        "vfmadd231ps ymm0, ymm15, ymm12",
+        "vfmadd231ps ymm1, ymm15, ymm13",
+        "vfmadd231ps ymm2, ymm15, ymm14",
+        "vbroadcastss ymm15, dword ptr [{wk} + 4]",
+        "vfmadd231ps ymm3, ymm15, ymm12",
+        "vfmadd231ps ymm4, ymm15, ymm13",
+        "vfmadd231ps ymm5, ymm15, ymm14",
+        "vbroadcastss ymm15, dword ptr [{wk} + 8]",
+        "vfmadd231ps ymm6, ymm15, ymm12",
+        "vfmadd231ps ymm7, ymm15, ymm13",
+        "vfmadd231ps ymm8, ymm15, ymm14",
+        "vbroadcastss ymm15, dword ptr [{wk} + 12]",
+        "vfmadd231ps ymm9, ymm15, ymm12",
+        "vfmadd231ps ymm10, ymm15, ymm13",
+        "vfmadd231ps ymm11, ymm15, ymm14",
+        "add {wk}, 16",
+        "add {tp}, 8",
+        "dec {tc}",
+        "jnz 3b",
+        "add {base}, {plane}",
+        "dec {ci}",
+        "jnz 2b",
+        "vmovups ymmword ptr [{out} + 0], ymm0",
+        "vmovups ymmword ptr [{out} + 32], ymm1",
+        "vmovups ymmword ptr [{out} + 64], ymm2",
+        "add {out}, {row}",
+        "vmovups ymmword ptr [{out} + 0], ymm3",
+        "vmovups ymmword ptr [{out} + 32], ymm4",
+        "vmovups ymmword ptr [{out} + 64], ymm5",
+        "add {out}, {row}",
+        "vmovups ymmword ptr [{out} + 0], ymm6",
+        "vmovups ymmword ptr [{out} + 32], ymm7",
+        "vmovups ymmword ptr [{out} + 64], ymm8",
+        "add {out}, {row}",
+        "vmovups ymmword ptr [{out} + 0], ymm9",
+        "vmovups ymmword ptr [{out} + 32], ymm10",
+        "vmovups ymmword ptr [{out} + 64], ymm11",
+            base = inout(reg) xp => _,
+            plane = in(reg) plane * 4,
+            ci = inout(reg) cin => _,
+            taps = in(reg) taps.as_ptr(),
+            ntaps = in(reg) taps.len(),
+            tp = out(reg) _,
+            tc = out(reg) _,
+            off = out(reg) _,
+            wk = inout(reg) w => _,
+            out = inout(reg) out => _,
+            row = in(reg) qr * 4,
+            out("ymm0") _, out("ymm1") _, out("ymm2") _, out("ymm3") _, out("ymm4") _, out("ymm5") _, out("ymm6") _, out("ymm7") _, out("ymm8") _, out("ymm9") _, out("ymm10") _, out("ymm11") _, out("ymm12") _, out("ymm13") _, out("ymm14") _, out("ymm15") _,
+            options(nostack),
+        );
     }
 }
 
