@@ -96,10 +96,10 @@ fn main() {
                 max_diff(&y_g, &y_d),
                 max_diff(&dx_g, &dx_d),
                 max_diff(&dw_g, &dw_d),
-                if direct::applies(&g) {
-                    "direct"
-                } else {
-                    "gemm"
+                match (direct::applies(&g), direct::applies_to_weight_gradient(&g)) {
+                    (true, true) => "direct",
+                    (true, false) => "direct (gemm for the weight gradient)",
+                    _ => "gemm",
                 },
             );
         } else {

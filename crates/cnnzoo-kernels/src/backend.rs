@@ -15,7 +15,7 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
-use burn::backend::ops::ModuleOps;
+use burn::backend::ops::{ActivationOps, ModuleOps};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, TensorMetadata, backend_extension};
 use burn::tensor::ops::ConvOptions;
@@ -35,6 +35,20 @@ pub trait ConvKernels: Backend {
         options: ConvOptions<2>,
     ) -> FloatTensor<Self> {
         Self::conv2d(x, weight, None, options)
+    }
+
+    /// 2-D convolution with a bias per output channel, then ReLU when `relu`, for inference
+    /// (no autodiff backward of its own: [`conv2d`] and [`conv2d_relu`] call it only on
+    /// devices without autodiff).
+    fn cnnzoo_conv2d_bias(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        options: ConvOptions<2>,
+        relu: bool,
+    ) -> FloatTensor<Self> {
+        let y = Self::conv2d(x, weight, Some(bias), options);
+        if relu { Self::relu(y) } else { y }
     }
 
     /// Gradient of [`Self::cnnzoo_conv2d`] with respect to `x`.
@@ -280,6 +294,27 @@ impl ConvKernels for Flex {
         let g = geometry(&x, &weight, &options);
         let [oh, ow] = g.out_size().expect("validated");
         let y = conv::conv2d_forward(&g, &f32s(&x), &f32s(&weight));
+        flex_tensor(y, [g.batch, g.out_channels, oh, ow])
+    }
+
+    fn cnnzoo_conv2d_bias(
+        x: FlexTensor,
+        weight: FlexTensor,
+        bias: FlexTensor,
+        options: ConvOptions<2>,
+        relu: bool,
+    ) -> FlexTensor {
+        let bias_fits = bias.dtype() == DType::F32
+            && bias.shape().num_dims() == 1
+            && bias.shape()[0] == weight.shape()[0];
+        if !bias_fits || !fast_path(&[&x, &weight], &options) {
+            let y = Flex::conv2d(x, weight, Some(bias), options);
+            return if relu { Flex::relu(y) } else { y };
+        }
+        let g = geometry(&x, &weight, &options);
+        let [oh, ow] = g.out_size().expect("validated");
+        let mut y = conv::conv2d_forward(&g, &f32s(&x), &f32s(&weight));
+        conv::add_channel_bias(&mut y, &f32s(&bias), oh * ow, relu);
         flex_tensor(y, [g.batch, g.out_channels, oh, ow])
     }
 
@@ -824,6 +859,18 @@ pub fn conv2d(
     if !uses_kernels(&x.device()) || !shapes_agree {
         return burn::tensor::module::conv2d(x, weight, bias, options);
     }
+    if let Some(b) = &bias
+        && x.device() == Device::flex()
+    {
+        // Inference (no autodiff): the bias is added in the same parallel pass.
+        return Tensor::from_dispatch(<Dispatch as ConvKernels>::cnnzoo_conv2d_bias(
+            x.into_dispatch(),
+            weight.into_dispatch(),
+            b.clone().into_dispatch(),
+            options,
+            false,
+        ));
+    }
     let y = Tensor::<4>::from_dispatch(<Dispatch as ConvKernels>::cnnzoo_conv2d(
         x.into_dispatch(),
         weight.into_dispatch(),
@@ -863,4 +910,32 @@ pub fn scale_add_relu(a: Tensor<4>, gates: Tensor<4>, b: Tensor<4>) -> Tensor<4>
         gates.into_dispatch(),
         b.into_dispatch(),
     ))
+}
+
+/// `relu(conv2d(x, weight, bias, options))`; on the CPU without autodiff (inference, e.g. a
+/// network with BatchNorm folded into its convolutions) the bias and the ReLU are applied in
+/// the convolution's own parallel pass.
+pub fn conv2d_relu(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    options: ConvOptions<2>,
+) -> Tensor<4> {
+    let [_, channels, _, _] = x.dims();
+    let [out, per_group, _, _] = weight.dims();
+    let shapes_agree = per_group * options.groups == channels
+        && out.is_multiple_of(options.groups)
+        && bias.as_ref().is_none_or(|b| b.dims() == [out]);
+    match bias {
+        Some(b) if shapes_agree && x.device() == Device::flex() => {
+            Tensor::from_dispatch(<Dispatch as ConvKernels>::cnnzoo_conv2d_bias(
+                x.into_dispatch(),
+                weight.into_dispatch(),
+                b.into_dispatch(),
+                options,
+                true,
+            ))
+        }
+        bias => burn::tensor::activation::relu(conv2d(x, weight, bias, options)),
+    }
 }

@@ -323,7 +323,8 @@ pub fn conv2d_forward(g: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
     }
 }
 
-/// Forward convolution without bias through im2col + GEMM, whatever [`crate::direct::applies`] says.
+/// Forward convolution without bias through im2col + GEMM, whatever [`crate::direct::applies`]
+/// says.
 pub fn gemm_forward(g: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
     assert_eq!(x.len(), g.input_len(), "input length");
     assert_eq!(weight.len(), g.weight_len(), "weight length");
@@ -382,7 +383,8 @@ pub fn conv2d_backward_data(g: &ConvGeometry, dy: &[f32], weight: &[f32]) -> Vec
     }
 }
 
-/// Gradient with respect to the input through im2col + GEMM, whatever [`crate::direct::applies`] says.
+/// Gradient with respect to the input through im2col + GEMM, whatever
+/// [`crate::direct::applies`] says.
 pub fn gemm_backward_data(g: &ConvGeometry, dy: &[f32], weight: &[f32]) -> Vec<f32> {
     assert_eq!(dy.len(), g.output_len(), "output-gradient length");
     assert_eq!(weight.len(), g.weight_len(), "weight length");
@@ -441,14 +443,15 @@ pub fn gemm_backward_data(g: &ConvGeometry, dy: &[f32], weight: &[f32]) -> Vec<f
 /// Gradient with respect to the weight: `x` `[N, C, H, W]`, `dy` `[N, O, OH, OW]`; returns
 /// `[O, C/g, kh, kw]`. Each worker accumulates its own images, then the partial sums are added.
 pub fn conv2d_backward_weight(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
-    if crate::direct::applies(g) {
+    if crate::direct::applies_to_weight_gradient(g) {
         crate::direct::backward_weight(g, x, dy)
     } else {
         gemm_backward_weight(g, x, dy)
     }
 }
 
-/// Gradient with respect to the weight through im2col + GEMM, whatever [`crate::direct::applies`] says.
+/// Gradient with respect to the weight through im2col + GEMM, whatever
+/// [`crate::direct::applies_to_weight_gradient`] says.
 pub fn gemm_backward_weight(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
     assert_eq!(x.len(), g.input_len(), "input length");
     assert_eq!(dy.len(), g.output_len(), "output-gradient length");
@@ -499,4 +502,25 @@ pub fn gemm_backward_weight(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32>
         }
     }
     total
+}
+
+/// Adds `bias[c]` to every element of each `plane`-sized channel plane of `y` (`[N, C, ...]`),
+/// then clips at 0 when `relu`, the planes spread over rayon's pool.
+pub fn add_channel_bias(y: &mut [f32], bias: &[f32], plane: usize, relu: bool) {
+    if plane == 0 || bias.is_empty() {
+        return;
+    }
+    assert_eq!(y.len() % (bias.len() * plane), 0, "bias per channel");
+    y.par_chunks_mut(plane).enumerate().for_each(|(i, p)| {
+        let b = bias[i % bias.len()];
+        if relu {
+            for v in p {
+                *v = (*v + b).max(0.0);
+            }
+        } else {
+            for v in p {
+                *v += b;
+            }
+        }
+    });
 }

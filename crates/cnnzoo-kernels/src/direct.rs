@@ -32,9 +32,13 @@ const OCB: usize = 4;
 /// the FMA latency on two FMA pipes (8 were measured 10-30% slower), with the 3 inputs and
 /// the broadcast weight filling AVX2's 16 registers exactly (see [`conv_tile`]).
 const TILE: usize = 3 * LANES;
-/// Largest weight tensor per group (elements) taken by the direct path: beyond it the GEMM's
-/// cache blocking wins (measured with `examples/conv_bench.rs`).
-const MAX_GROUP_WEIGHTS: usize = 64 * 64 * 9;
+/// Largest weight tensor per group (elements) for which the direct forward and backward-data
+/// are used: beyond it the GEMM's cache blocking wins (measured with `examples/conv_bench.rs`:
+/// direct is ahead up to ResNet-50's 256-channel 3x3, behind at 512).
+const MAX_GROUP_WEIGHTS: usize = 256 * 256 * 9;
+/// The same bound for the direct weight gradient, whose passes re-read each image's planes
+/// once per block of output channels: ahead at 64 channels, behind at 128.
+const MAX_GROUP_WEIGHTS_WGRAD: usize = 64 * 64 * 9;
 /// Bytes of padded planes one weight-gradient pass keeps (about half of a Zen 3 / Skylake
 /// core's L2).
 const WEIGHT_PASS_BYTES: usize = 256 * 1024;
@@ -65,13 +69,18 @@ pub fn supports(g: &ConvGeometry) -> bool {
         && simd_available()
 }
 
-/// Whether [`crate::conv`] should take the direct path: it is supported, each worker has an
-/// image of its own (batch-1 inference threads the GEMM instead), and the weights are small
-/// enough for the GEMM's blocking not to matter.
+/// Whether [`crate::conv`] should take the direct path for the forward pass and the input
+/// gradient: it is supported, each worker has an image of its own (batch-1 inference threads
+/// the GEMM instead), and the weights are small enough for the GEMM's blocking not to matter.
 pub fn applies(g: &ConvGeometry) -> bool {
     supports(g)
         && g.batch >= rayon::current_num_threads()
         && g.cout_g() * g.k() <= MAX_GROUP_WEIGHTS
+}
+
+/// [`applies`] for the weight gradient, which has its own size bound.
+pub fn applies_to_weight_gradient(g: &ConvGeometry) -> bool {
+    applies(g) && g.cout_g() * g.k() <= MAX_GROUP_WEIGHTS_WGRAD
 }
 
 /// The wide layout of one convolution's padded planes.

@@ -14,6 +14,7 @@ pub mod direct;
 pub mod residual;
 
 pub use backend::{
-    ConvKernels, add_relu, batch_norm, batch_norm_train, conv2d, scale_add_relu, uses_kernels,
+    ConvKernels, add_relu, batch_norm, batch_norm_train, conv2d, conv2d_relu, scale_add_relu,
+    uses_kernels,
 };
 pub use conv::ConvGeometry;

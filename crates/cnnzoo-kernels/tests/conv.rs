@@ -4,10 +4,11 @@
 mod common;
 use common::{assert_close, values};
 
+use burn::tensor::activation::relu;
 use burn::tensor::module::conv2d as reference_conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
-use cnnzoo_kernels::{conv2d, uses_kernels};
+use cnnzoo_kernels::{conv2d, conv2d_relu, uses_kernels};
 
 /// One case: input `[N, C, H, W]`, output channels, kernel, stride, padding, dilation, groups.
 struct Case {
@@ -254,8 +255,39 @@ fn without_autodiff_matches_burn() {
         &device,
     );
     let ours = values(conv2d(x.clone(), w.clone(), None, options(c)));
-    let reference = values(reference_conv2d(x, w, None, options(c)));
+    let reference = values(reference_conv2d(x.clone(), w.clone(), None, options(c)));
     assert_close("inference forward", &ours, &reference, 1e-5);
+}
+
+#[test]
+fn inference_bias_matches_burn() {
+    // Without autodiff the bias is added inside cnnzoo's conv op: every case, so each kernel
+    // path (direct, im2col + GEMM, pointwise, matrix product) gets it.
+    let device = Device::flex();
+    device.seed(21);
+    for (i, c) in CASES.iter().enumerate() {
+        let w_shape = [c.out, c.x[1] / c.groups, c.kernel[0], c.kernel[1]];
+        let x: Tensor<4> = Tensor::random(c.x, Distribution::Normal(0.0, 1.0), &device);
+        let w: Tensor<4> = Tensor::random(w_shape, Distribution::Normal(0.0, 1.0), &device);
+        let b: Tensor<1> = Tensor::random([c.out], Distribution::Normal(0.0, 1.0), &device);
+        let ours = values(conv2d(x.clone(), w.clone(), Some(b.clone()), options(c)));
+        let reference = reference_conv2d(x.clone(), w.clone(), Some(b.clone()), options(c));
+        assert_close(
+            &format!("case {i} with bias"),
+            &ours,
+            &values(reference.clone()),
+            1e-5,
+        );
+        let ours = values(conv2d_relu(x, w, Some(b), options(c)));
+        let reference = values(relu(reference));
+        assert_close(
+            &format!("case {i} with bias + ReLU"),
+            &ours,
+            &reference,
+            1e-5,
+        );
+        assert!(ours.contains(&0.0), "case {i}: the ReLU never clipped");
+    }
 }
 
 #[test]

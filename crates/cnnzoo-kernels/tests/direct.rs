@@ -178,6 +178,6 @@ fn direct_declines_what_it_cannot_compute() {
     ];
     for g in declined {
         assert!(!direct::supports(&g), "{g:?} must go to the GEMM path");
-        assert!(!direct::applies(&g));
+        assert!(!direct::applies(&g) && !direct::applies_to_weight_gradient(&g));
     }
 }

@@ -11,7 +11,7 @@ use burn::tensor::activation;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::blocks::layers::{conv2d, norm_act};
+use crate::blocks::layers::{conv_act, conv2d, norm_act};
 use crate::init::{constant, conv2d_kaiming};
 use crate::summary::{FeatureShape, ShapeError, Summarize, Summary, join};
 
@@ -194,8 +194,10 @@ pub fn no_tap(_: &str, _: &ConvBnAct, x: Tensor<4>) -> Tensor<4> {
 impl ConvBnAct {
     /// Applies conv, norm and activation.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = conv2d(&self.conv, x);
-        norm_act(self.bn.as_ref(), x, self.act)
+        match &self.bn {
+            Some(bn) => norm_act(Some(bn), conv2d(&self.conv, x), self.act),
+            None => conv_act(&self.conv, x, self.act),
+        }
     }
 
     /// Output channels.

@@ -13,6 +13,35 @@ use crate::blocks::conv_bn_act::Activation;
 
 /// `conv.forward(x)`, computed by [`cnnzoo_kernels::conv2d`].
 pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    let options = conv_options(conv, &x);
+    cnnzoo_kernels::conv2d(
+        x,
+        conv.weight.val(),
+        conv.bias.as_ref().map(|b| b.val()),
+        options,
+    )
+}
+
+/// `act(conv.forward(x))`; a ReLU after a biased convolution (a network with BatchNorm folded
+/// in) is applied in the convolution's own pass at inference.
+pub fn conv_act(conv: &Conv2d, x: Tensor<4>, act: Option<Activation>) -> Tensor<4> {
+    match act {
+        Some(Activation::Relu) => {
+            let options = conv_options(conv, &x);
+            cnnzoo_kernels::conv2d_relu(
+                x,
+                conv.weight.val(),
+                conv.bias.as_ref().map(|b| b.val()),
+                options,
+            )
+        }
+        Some(act) => act.apply(conv2d(conv, x)),
+        None => conv2d(conv, x),
+    }
+}
+
+/// The convolution options of `conv` applied to `x` (its `Same` padding depends on `x`'s size).
+fn conv_options(conv: &Conv2d, x: &Tensor<4>) -> ConvOptions<2> {
     let [_, _, height, width] = x.dims();
     let padding = match conv.padding {
         PaddingConfig2d::Valid => [(0, 0); 2],
@@ -22,13 +51,7 @@ pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
             same_padding(conv.kernel_size[1], conv.stride[1], width),
         ],
     };
-    let options = ConvOptions::new_with_padding(conv.stride, padding, conv.dilation, conv.groups);
-    cnnzoo_kernels::conv2d(
-        x,
-        conv.weight.val(),
-        conv.bias.as_ref().map(|b| b.val()),
-        options,
-    )
+    ConvOptions::new_with_padding(conv.stride, padding, conv.dilation, conv.groups)
 }
 
 /// `(begin, end)` padding that gives `ceil(size / stride)` outputs, as Burn's `Same` computes it
