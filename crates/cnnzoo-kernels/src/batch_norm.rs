@@ -9,6 +9,7 @@
 use rayon::prelude::*;
 
 use crate::buffer;
+use crate::simd::{lane_sum, lane_sums2, map1, map2};
 
 /// Layout of a BatchNorm input: `batch` x `channels` planes of `plane` elements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,41 +39,6 @@ impl NormShape {
             &x[start..start + self.plane]
         })
     }
-}
-
-/// Sum of `f(v)` over `p` in eight independent lanes: the compiler vectorises it (a single
-/// running f32 sum must keep its order and stays scalar), and it rounds less.
-fn lane_sum(p: &[f32], f: impl Fn(f32) -> f32) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let chunks = p.chunks_exact(8);
-    let tail = chunks.remainder();
-    for c in chunks {
-        for (a, v) in acc.iter_mut().zip(c) {
-            *a += f(*v);
-        }
-    }
-    acc.iter().sum::<f32>() + tail.iter().map(|v| f(*v)).sum::<f32>()
-}
-
-/// Two [`lane_sum`]s at once of the pair `f(a, b)` over two slices of one length: one pass
-/// over the data instead of two.
-fn lane_sums2(p: &[f32], q: &[f32], f: impl Fn(f32, f32) -> (f32, f32)) -> (f32, f32) {
-    let (mut acc0, mut acc1) = ([0.0f32; 8], [0.0f32; 8]);
-    let (pc, qc) = (p.chunks_exact(8), q.chunks_exact(8));
-    let (mut t0, mut t1) = (0.0f32, 0.0f32);
-    for (a, b) in pc.remainder().iter().zip(qc.remainder()) {
-        let (u, v) = f(*a, *b);
-        t0 += u;
-        t1 += v;
-    }
-    for (a8, b8) in pc.zip(qc) {
-        for (((s0, s1), a), b) in acc0.iter_mut().zip(acc1.iter_mut()).zip(a8).zip(b8) {
-            let (u, v) = f(*a, *b);
-            *s0 += u;
-            *s1 += v;
-        }
-    }
-    (acc0.iter().sum::<f32>() + t0, acc1.iter().sum::<f32>() + t1)
 }
 
 /// BatchNorm as one affine map per channel: `(scale, shift)` with
@@ -126,13 +92,9 @@ fn affine(s: NormShape, x: &[f32], scale_shift: &[(f32, f32)], relu: bool) -> Ve
         let xp = &x[i * s.plane..][..s.plane];
         let (scale, shift) = scale_shift[i % s.channels];
         if relu {
-            for (o, v) in yp.iter_mut().zip(xp) {
-                o.write((v * scale + shift).max(0.0));
-            }
+            map1(yp, xp, |v| (v * scale + shift).max(0.0));
         } else {
-            for (o, v) in yp.iter_mut().zip(xp) {
-                o.write(v * scale + shift);
-            }
+            map1(yp, xp, |v| v * scale + shift);
         }
     })
 }
@@ -228,13 +190,9 @@ pub fn backward_train(
             let ch = i % s.channels;
             let ((a, b, c), ss) = (coef[ch], scale_shift[ch]);
             if relu {
-                for ((o, xv), dv) in dxp.iter_mut().zip(xp).zip(dp) {
-                    o.write(a * gate(*xv, *dv, ss) + b * xv + c);
-                }
+                map2(dxp, xp, dp, |xv, dv| a * gate(xv, dv, ss) + b * xv + c);
             } else {
-                for ((o, xv), dv) in dxp.iter_mut().zip(xp).zip(dp) {
-                    o.write(a * dv + b * xv + c);
-                }
+                map2(dxp, xp, dp, |xv, dv| a * dv + b * xv + c);
             }
         })
     };

@@ -12,6 +12,7 @@ mod buffer;
 pub mod conv;
 pub mod direct;
 pub mod residual;
+mod simd;
 
 pub use backend::{
     ConvKernels, add_relu, batch_norm, batch_norm_train, conv2d, conv2d_relu, scale_add_relu,

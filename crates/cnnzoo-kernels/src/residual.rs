@@ -8,6 +8,7 @@
 use rayon::prelude::*;
 
 use crate::buffer;
+use crate::simd::{lane_sums2, map1, map2};
 
 /// Elements per rayon job for the unscaled kernels (large enough to amortise the scheduling).
 const CHUNK: usize = 1 << 14;
@@ -16,10 +17,7 @@ const CHUNK: usize = 1 << 14;
 pub fn add_relu(a: &[f32], b: &[f32]) -> Vec<f32> {
     assert_eq!(a.len(), b.len(), "operand lengths");
     buffer::par_written(a.len(), CHUNK, |i, y| {
-        let (a, b) = (&a[i * CHUNK..][..y.len()], &b[i * CHUNK..][..y.len()]);
-        for ((o, x), s) in y.iter_mut().zip(a).zip(b) {
-            o.write((x + s).max(0.0));
-        }
+        map2(y, &a[i * CHUNK..], &b[i * CHUNK..], |x, s| (x + s).max(0.0));
     })
 }
 
@@ -28,10 +26,9 @@ pub fn add_relu(a: &[f32], b: &[f32]) -> Vec<f32> {
 pub fn relu_backward(y: &[f32], dy: &[f32]) -> Vec<f32> {
     assert_eq!(y.len(), dy.len(), "operand lengths");
     buffer::par_written(y.len(), CHUNK, |i, out| {
-        let (y, dy) = (&y[i * CHUNK..][..out.len()], &dy[i * CHUNK..][..out.len()]);
-        for ((o, y), d) in out.iter_mut().zip(y).zip(dy) {
-            o.write(if *y > 0.0 { *d } else { 0.0 });
-        }
+        map2(out, &y[i * CHUNK..], &dy[i * CHUNK..], |y, d| {
+            if y > 0.0 { d } else { 0.0 }
+        });
     })
 }
 
@@ -45,10 +42,9 @@ pub fn scale_add_relu(a: &[f32], gates: &[f32], b: &[f32], plane: usize) -> Vec<
     }
     buffer::par_written(a.len(), plane, |i, y| {
         let g = gates[i];
-        let (a, b) = (&a[i * plane..][..plane], &b[i * plane..][..plane]);
-        for ((o, x), s) in y.iter_mut().zip(a).zip(b) {
-            o.write((x * g + s).max(0.0));
-        }
+        map2(y, &a[i * plane..], &b[i * plane..], |x, s| {
+            (x * g + s).max(0.0)
+        });
     })
 }
 
@@ -70,31 +66,11 @@ pub fn scale_add_relu_backward(
     let mut dgates = vec![0.0f32; gates.len()];
     let da = buffer::par_written(a.len(), plane, |i, da| {
         let g = gates[i];
-        for (o, d) in da.iter_mut().zip(&db[i * plane..][..plane]) {
-            o.write(d * g);
-        }
+        map1(da, &db[i * plane..], |d| d * g);
     });
-    dgates
-        .par_iter_mut()
-        .enumerate()
-        .for_each(|(i, dg)| *dg = dot(&db[i * plane..][..plane], &a[i * plane..][..plane]));
+    dgates.par_iter_mut().enumerate().for_each(|(i, dg)| {
+        let (p, q) = (&db[i * plane..][..plane], &a[i * plane..][..plane]);
+        *dg = lane_sums2(p, q, |d, x| (d * x, 0.0)).0;
+    });
     (da, dgates, db)
-}
-
-/// `sum(p * q)` in eight lanes (vectorised, and it rounds less than one running sum).
-fn dot(p: &[f32], q: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let (pc, qc) = (p.chunks_exact(8), q.chunks_exact(8));
-    let tail: f32 = pc
-        .remainder()
-        .iter()
-        .zip(qc.remainder())
-        .map(|(a, b)| a * b)
-        .sum();
-    for (a8, b8) in pc.zip(qc) {
-        for ((s, a), b) in acc.iter_mut().zip(a8).zip(b8) {
-            *s += a * b;
-        }
-    }
-    acc.iter().sum::<f32>() + tail
 }

@@ -1,0 +1,104 @@
+//! The element-wise loops of BatchNorm and the residual ends, compiled for AVX2 + FMA where
+//! the CPU has them (chosen at run time).
+//!
+//! The crate is built for baseline x86-64 (SSE2), where the compiler vectorises these loops
+//! four lanes wide. Each helper here has its body compiled a second time inside a function with
+//! AVX2 and FMA enabled (eight lanes), and runs that copy when the CPU supports it. The
+//! closures they take are inlined into either copy.
+
+use std::mem::MaybeUninit;
+
+/// Whether this CPU runs the AVX2 + FMA copies.
+#[inline]
+fn avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Defines `$name` running `$body` compiled with AVX2 + FMA when available, else as is.
+macro_rules! multiversion {
+    ($(#[$doc:meta])* fn $name:ident<$($g:ident: $bound:path),*>($($arg:ident: $ty:ty),*) $(-> $ret:ty)? $body:block) => {
+        $(#[$doc])*
+        pub(crate) fn $name<$($g: $bound),*>($($arg: $ty),*) $(-> $ret)? {
+            #[inline(always)]
+            fn body<$($g: $bound),*>($($arg: $ty),*) $(-> $ret)? $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2,fma")]
+                fn wide<$($g: $bound),*>($($arg: $ty),*) $(-> $ret)? {
+                    body($($arg),*)
+                }
+                if avx2() {
+                    // SAFETY: the CPU has AVX2 and FMA (checked by `avx2`).
+                    return unsafe { wide($($arg),*) };
+                }
+            }
+            body($($arg),*)
+        }
+    };
+}
+
+multiversion! {
+    /// Sum of `f(v)` over `p` in eight independent lanes (vectorised; a single running sum
+    /// must keep its order and stays scalar), which also rounds less.
+    fn lane_sum<F: Fn(f32) -> f32>(p: &[f32], f: F) -> f32 {
+        let mut acc = [0.0f32; 8];
+        let chunks = p.chunks_exact(8);
+        let tail = chunks.remainder();
+        for c in chunks {
+            for (a, v) in acc.iter_mut().zip(c) {
+                *a += f(*v);
+            }
+        }
+        acc.iter().sum::<f32>() + tail.iter().map(|v| f(*v)).sum::<f32>()
+    }
+}
+
+multiversion! {
+    /// Two [`lane_sum`]s at once of the pair `f(a, b)` over two slices of one length: one
+    /// pass over the data instead of two.
+    fn lane_sums2<F: Fn(f32, f32) -> (f32, f32)>(p: &[f32], q: &[f32], f: F) -> (f32, f32) {
+        let (mut acc0, mut acc1) = ([0.0f32; 8], [0.0f32; 8]);
+        let (pc, qc) = (p.chunks_exact(8), q.chunks_exact(8));
+        let (mut t0, mut t1) = (0.0f32, 0.0f32);
+        for (a, b) in pc.remainder().iter().zip(qc.remainder()) {
+            let (u, v) = f(*a, *b);
+            t0 += u;
+            t1 += v;
+        }
+        for (a8, b8) in pc.zip(qc) {
+            for (((s0, s1), a), b) in acc0.iter_mut().zip(acc1.iter_mut()).zip(a8).zip(b8) {
+                let (u, v) = f(*a, *b);
+                *s0 += u;
+                *s1 += v;
+            }
+        }
+        (acc0.iter().sum::<f32>() + t0, acc1.iter().sum::<f32>() + t1)
+    }
+}
+
+multiversion! {
+    /// Writes `out[i] = f(a[i])` for every element of `out` (`a` at least as long).
+    fn map1<F: Fn(f32) -> f32>(out: &mut [MaybeUninit<f32>], a: &[f32], f: F) {
+        let n = out.len();
+        for (o, x) in out.iter_mut().zip(&a[..n]) {
+            o.write(f(*x));
+        }
+    }
+}
+
+multiversion! {
+    /// Writes `out[i] = f(a[i], b[i])` for every element of `out` (`a`, `b` at least as long).
+    fn map2<F: Fn(f32, f32) -> f32>(out: &mut [MaybeUninit<f32>], a: &[f32], b: &[f32], f: F) {
+        let n = out.len();
+        for ((o, x), y) in out.iter_mut().zip(&a[..n]).zip(&b[..n]) {
+            o.write(f(*x, *y));
+        }
+    }
+}
