@@ -77,7 +77,8 @@ run() {
 
 report() {
     "$python" bench/reference/cpu_report.py --log "$log" --out results/cpu_bench.md \
-        --command "bench/cpu.sh all (THREADS=$threads ROUNDS=$rounds)"
+        --command "bench/cpu.sh all (THREADS=$threads ROUNDS=$rounds)" \
+        --notes results/cpu/history.md
     cat results/cpu_bench.md
 }
 

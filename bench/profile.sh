@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Where a ResNet-20 training step (batch 128, 3x32x32, 2 threads) spends its time, in cnnzoo
-# (perf samples by symbol) and in PyTorch (torch.profiler by operator), grouped into the same
+# (perf samples by call chain) and in PyTorch (torch.profiler by operator), grouped into the same
 # categories. Writes results/cpu_profile.md. Needs `perf` and PYTHON with torch.
 # Usage: bench/profile.sh
 set -euo pipefail
@@ -15,8 +15,11 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 case=(bench --model resnet20 --mode train --batch 128 --threads "$threads" --warmup 2 --iters 6)
 "$bin" "${case[@]}" --json >"$tmp/bench.json"
-perf record -F 499 -o "$tmp/perf.data" -- "$bin" "${case[@]}" >/dev/null 2>&1
-perf report -i "$tmp/perf.data" --no-children --sort symbol --stdio 2>/dev/null >"$tmp/report.txt"
+# DWARF call graphs: the kernels' loops are inlined into rayon's closures, so a sample is
+# attributed by its call chain (inlined frames included), not by its leaf symbol.
+perf record -F 199 --call-graph dwarf,16384 -o "$tmp/perf.data" -- "$bin" "${case[@]}" \
+    >/dev/null 2>&1
+perf script -i "$tmp/perf.data" --inline -F ip,sym 2>/dev/null >"$tmp/script.txt"
 cd bench/reference
-"$python" profile_report.py --perf-report "$tmp/report.txt" --cnnzoo-json "$tmp/bench.json" \
+"$python" profile_report.py --perf-script "$tmp/script.txt" --cnnzoo-json "$tmp/bench.json" \
     --threads "$threads" --out ../../results/cpu_profile.md --command "bench/profile.sh"

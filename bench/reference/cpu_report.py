@@ -25,6 +25,7 @@ def main():
     ap.add_argument("--log", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--command", required=True)
+    ap.add_argument("--notes", help="text appended to the report (earlier measurements)")
     a = ap.parse_args()
     runs = collections.defaultdict(lambda: collections.defaultdict(list))
     order, torch_version, threads = [], "?", set()
@@ -68,6 +69,8 @@ def main():
             f"**{med['cnnzoo'] / med['pytorch']:.2f}x** | {mib(rss['cnnzoo']):.0f} | "
             f"{mib(rss['pytorch']):.0f} | {n} |"
         )
+    if a.notes and pathlib.Path(a.notes).exists():
+        lines += ["", pathlib.Path(a.notes).read_text().rstrip()]
     pathlib.Path(a.out).write_text("\n".join(lines) + "\n")
 
 

@@ -2,8 +2,9 @@
 """Where a training step's time goes, cnnzoo (perf samples by symbol) and PyTorch
 (torch.profiler by operator), grouped into the same categories; part of bench/profile.sh.
 
-cnnzoo's categories come from symbol names of `perf report` (a sampling profile of
-`cnnzoo bench`), PyTorch's from its operator names (self CPU time). The two attributions
+cnnzoo's categories come from the call chains of `perf script` (a sampling profile of
+`cnnzoo bench` with DWARF call graphs: each sample counts for the innermost frame naming a
+known operation), PyTorch's from its operator names (self CPU time). The two attributions
 differ in kind (symbols vs operators), so compare the shares roughly, and the absolute
 milliseconds per step (share x measured step time) more than the shares.
 """
@@ -17,17 +18,22 @@ import re
 import subprocess
 import time
 
+# A sample counts for the operation of the innermost frame of its call chain (inlined frames
+# included) that one of these names; the order breaks ties within one frame's name.
 CNNZOO_RULES = [
-    # Order matters: the first matching rule wins (conv_transpose is a convolution, not a copy).
-    ("GEMM micro-kernels", r"gemm|matmul|microkernel"),
-    ("convolution drivers (im2col, conv3d, transposed-conv backward)", r"conv|im2col|col2im"),
-    ("layout copies (NCHW/NHWC, transposes)", r"copy_2d|copy|transpose|permute|tiled|layout"),
-    ("allocation, zeroing, page faults", r"memset|memcpy|memmove|malloc|free|alloc|clear_page|page_fault|brk|mmap|munmap|do_anonymous|zero"),
-    ("thread pool, synchronisation", r"rayon|crossbeam|futex|park|spin|sched|yield|wake"),
-    ("reductions (BN statistics, pooling, loss)", r"reduce|sum|mean|var|pool|max|argmax"),
-    ("elementwise (BN apply, ReLU, add, SGD update)", r"binary|unary|elementwise|map|zip|add|mul|sub|div|relu|sqrt|exp|clamp|mask|where|simd|scalar|vectorized"),
+    ("conv forward + input gradient, direct kernels", r"direct::forward|direct::backward_data|direct::conv_block|direct::conv_tile"),
+    ("conv weight gradient, direct kernels", r"direct::backward_weight|direct::weight_block|direct::weight_tile"),
+    ("conv forward (im2col + GEMM)", r"conv::gemm_forward"),
+    ("conv input gradient (im2col + GEMM)", r"conv::gemm_backward_data"),
+    ("conv weight gradient (im2col + GEMM)", r"conv::gemm_backward_weight"),
+    ("batchnorm (statistics, apply, backward; + ReLU)", r"batch_norm::"),
+    ("residual end (add, SE scale, ReLU) fwd + bwd", r"residual::"),
+    ("optimizer (SGD momentum)", r"optim|sgd"),
+    ("other tensor ops (Burn flex: element-wise, slices, cat, pooling, loss)", r"burn_flex::|macerator"),
+    ("autodiff graph bookkeeping", r"burn_autodiff::"),
+    ("allocation, page faults", r"malloc|free|page_fault|clear_page|do_anonymous|mmap|munmap|brk"),
+    ("thread pool, synchronisation", r"rayon_core::sleep|futex|sched_yield|__schedule"),
 ]
-
 TORCH_RULES = [
     ("convolution backward", r"convolution_backward|slow_conv2d_backward"),
     ("convolution forward", r"^aten::(mkldnn_convolution|_convolution|convolution|conv2d|_nnpack|thnn_conv|_slow_conv2d_forward)"),
@@ -48,19 +54,32 @@ def categorise(name, rules):
     return "other"
 
 
-def perf_categories(report_path):
-    """Parses `perf report --no-children --sort symbol --stdio` output."""
+def perf_categories(script_path):
+    """Parses `perf script` output of a call-graph recording: one block per sample, its frames
+    from the leaf up. Returns the share of samples per category and the top leaf symbols."""
     shares = collections.Counter()
-    tops = []
-    for line in pathlib.Path(report_path).read_text(errors="replace").splitlines():
-        m = re.match(r"\s*([\d.]+)%\s+(?:\S+\s+)?\[[.k]\]\s+(.*)$", line)
-        if not m:
+    leaves = collections.Counter()
+    total = 0
+    for block in pathlib.Path(script_path).read_text(errors="replace").split("\n\n"):
+        frames = []
+        for line in block.splitlines()[1:]:
+            m = re.match(r"\s+[0-9a-f]+\s+(.*?)(?:\s+\(.*\))?$", line)
+            if m:
+                frames.append(m.group(1))
+        if not frames:
             continue
-        pct, sym = float(m.group(1)), m.group(2).strip()
-        shares[categorise(sym, CNNZOO_RULES)] += pct
-        if len(tops) < 12:
-            tops.append((pct, sym[:110].strip()))
-    return shares, tops
+        total += 1
+        leaves[re.sub(r"\+0x[0-9a-f]+$", "", frames[0])[:110]] += 1
+        category = "other"
+        for frame in frames:
+            hit = next((cat for cat, pat in CNNZOO_RULES if re.search(pat, frame)), None)
+            if hit:
+                category = hit
+                break
+        shares[category] += 1
+    pct = {k: 100.0 * v / total for k, v in shares.items()} if total else {}
+    tops = [(100.0 * n / total, sym) for sym, n in leaves.most_common(12)]
+    return pct, tops
 
 
 def torch_profile(batch, threads, steps):
@@ -113,7 +132,7 @@ def table(shares, step_s):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--perf-report", required=True)
+    ap.add_argument("--perf-script", required=True, help="perf script of a call-graph record")
     ap.add_argument("--cnnzoo-json", required=True, help="cnnzoo bench --json of the same case")
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--threads", type=int, default=2)
@@ -123,9 +142,7 @@ def main():
     a = ap.parse_args()
     bench = json.loads(pathlib.Path(a.cnnzoo_json).read_text())
     cz_step = a.batch / bench["images_per_sec"]
-    cz, cz_top = perf_categories(a.perf_report)
-    covered = sum(cz.values())
-    cz = {k: 100.0 * v / covered for k, v in cz.items()} if covered else {}
+    cz, cz_top = perf_categories(a.perf_script)
     pt, pt_top, pt_step, version = torch_profile(a.batch, a.threads, a.steps)
     cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"],
                          capture_output=True, text=True).stdout.strip()
@@ -137,7 +154,8 @@ def main():
         f"Measured {datetime.date.today()} on {cpu}, {a.threads} threads, batch {a.batch}, "
         f"3x32x32, forward + cross-entropy + backward + SGD momentum step. cnnzoo: "
         f"{bench['images_per_sec']:.1f} images/s ({cz_step * 1000:.0f} ms per step), attributed "
-        f"by `perf` samples per symbol (self time); PyTorch {version}: "
+        f"by `perf` call-graph samples to the operation of their innermost known frame (both "
+        f"threads' CPU time: a share is of CPU time, ms = share x step time); PyTorch {version}: "
         f"{a.batch / pt_step:.1f} images/s ({pt_step * 1000:.0f} ms per step), attributed by "
         "torch.profiler per operator (self CPU time). Symbol and operator categories differ in "
         "kind: read the milliseconds, not only the shares.",
@@ -146,7 +164,8 @@ def main():
         "",
         *table(cz, cz_step),
         "",
-        "Top symbols (share of samples):",
+        "Top leaf symbols (share of samples; `call_mut` / `consume_iter` are loops inlined into "
+        "rayon's closures):",
         "",
         *[f"- {p:.1f}% `{s}`" for p, s in cz_top],
         "",

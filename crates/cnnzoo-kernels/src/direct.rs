@@ -57,10 +57,12 @@ fn simd_available() -> bool {
     }
 }
 
-/// Whether the direct kernels can compute this convolution: stride 1, no dilation, a kernel
-/// larger than 1x1 with padding below its size on each side, on a CPU with AVX2 and FMA.
+/// Whether the direct kernels can compute this convolution: a non-empty input, stride 1, no
+/// dilation, a kernel larger than 1x1 (at most 64 taps) with padding below its size on each
+/// side, on a CPU with AVX2 and FMA.
 pub fn supports(g: &ConvGeometry) -> bool {
     g.validate().is_ok()
+        && !g.in_size.contains(&0)
         && g.stride == [1, 1]
         && g.dilation == [1, 1]
         && g.kernel != [1, 1]

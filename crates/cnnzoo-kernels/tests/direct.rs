@@ -173,8 +173,12 @@ fn direct_declines_what_it_cannot_compute() {
             padding: [(3, 3); 2],
             ..base
         },
-        // Inconsistent groups.
+        // Inconsistent groups; an empty input (a valid convolution of the padding alone).
         ConvGeometry { groups: 3, ..base },
+        ConvGeometry {
+            in_size: [0, 4],
+            ..base
+        },
     ];
     for g in declined {
         assert!(!direct::supports(&g), "{g:?} must go to the GEMM path");
