@@ -3,7 +3,7 @@
 //! The choice `conv::conv2d_*` makes is printed per shape, so the threshold in `direct.rs` can
 //! be checked against the numbers.
 //!
-//! Usage: `cargo run --release --example conv_bench -p cnnzoo-kernels` (set
+//! Usage: `cargo run --release --example conv_bench` (set
 //! `RAYON_NUM_THREADS` to compare thread counts).
 
 use std::time::Instant;
