@@ -72,17 +72,18 @@ pub fn supports(g: &ConvGeometry) -> bool {
 }
 
 /// Whether [`crate::conv`] should take the direct path for the forward pass and the input
-/// gradient: it is supported, each worker has an image of its own (batch-1 inference threads
-/// the GEMM instead), and the weights are small enough for the GEMM's blocking not to matter.
+/// gradient: it is supported and the weights are small enough for the GEMM's blocking not to
+/// matter. (With fewer images than workers the kernel spreads blocks of output channels.)
 pub fn applies(g: &ConvGeometry) -> bool {
-    supports(g)
-        && g.batch >= rayon::current_num_threads()
-        && g.cout_g() * g.k() <= MAX_GROUP_WEIGHTS
+    supports(g) && g.cout_g() * g.k() <= MAX_GROUP_WEIGHTS
 }
 
-/// [`applies`] for the weight gradient, which has its own size bound.
+/// Whether [`crate::conv`] should take the direct path for the weight gradient: it has its
+/// own size bound, and it spreads images over the workers, so it needs one per worker.
 pub fn applies_to_weight_gradient(g: &ConvGeometry) -> bool {
-    applies(g) && g.cout_g() * g.k() <= MAX_GROUP_WEIGHTS_WGRAD
+    applies(g)
+        && g.cout_g() * g.k() <= MAX_GROUP_WEIGHTS_WGRAD
+        && g.batch >= rayon::current_num_threads()
 }
 
 /// The wide layout of one convolution's padded planes.
@@ -204,6 +205,42 @@ pub fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
     let in_plane = wd.h * wd.w;
     let out_plane = wd.oh * wd.ow;
     let mut out = buffer::uninit(g.output_len());
+    if g.batch < rayon::current_num_threads() {
+        // Fewer images than workers (batch-1 inference): the pool shares out each image's
+        // groups and blocks of output channels instead, all reading its padded planes.
+        let mut xp = vec![0.0f32; g.in_channels * wd.plane];
+        let images = out
+            .chunks_mut(g.out_channels * out_plane)
+            .zip(x.chunks(g.in_channels * in_plane));
+        for (y, xi) in images {
+            for (src, dst) in xi.chunks_exact(in_plane).zip(xp.chunks_exact_mut(wd.plane)) {
+                wd.pad_plane(src, dst);
+            }
+            let xp = &xp;
+            y.par_chunks_mut(cout_g * out_plane)
+                .enumerate()
+                .for_each(|(gi, yg)| {
+                    let xg = &xp[gi * cin_g * wd.plane..][..cin_g * wd.plane];
+                    yg.par_chunks_mut(OCB * out_plane)
+                        .enumerate()
+                        .for_each_init(
+                            || vec![0.0f32; OCB * wd.qr],
+                            |yw, (b, yb)| {
+                                let wb = &packed[(gi * blocks + b) * block_len..][..block_len];
+                                conv_block(&wd, xg, cin_g, wb, yw, 0..wd.qr);
+                                for (dst, src) in
+                                    yb.chunks_exact_mut(out_plane).zip(yw.chunks_exact(wd.qr))
+                                {
+                                    wd.narrow(src, dst);
+                                }
+                            },
+                        );
+                });
+        }
+        // SAFETY: every block of every group of every image was narrowed into its channels,
+        // which together are the whole output.
+        return unsafe { buffer::assume_init(out) };
+    }
     out.par_chunks_mut(g.out_channels * out_plane)
         .zip(x.par_chunks(g.in_channels * in_plane))
         .with_min_len(g.batch.div_ceil(rayon::current_num_threads().max(1)))

@@ -185,3 +185,41 @@ fn direct_declines_what_it_cannot_compute() {
         assert!(!direct::applies(&g) && !direct::applies_to_weight_gradient(&g));
     }
 }
+
+#[test]
+fn fewer_images_than_workers_share_out_channel_blocks() {
+    if skip() {
+        return;
+    }
+    // Batch-1 inference spreads the groups and blocks of output channels over the pool
+    // instead of images: a 4-worker pool makes batches 1 and 3 take that path on any machine.
+    let device = Device::flex();
+    device.seed(13);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(4)
+        .build()
+        .unwrap();
+    let cases: [Case; 3] = [
+        ([1, 16, 9, 7], 18, [3, 3], [1, 1], 1),
+        ([3, 8, 5, 5], 12, [3, 3], [1, 1], 4),
+        ([1, 6, 6, 6], 6, [5, 5], [2, 2], 3),
+    ];
+    for (i, c) in cases.iter().enumerate() {
+        let g = geometry(c, [(c.3[0], c.3[0]), (c.3[1], c.3[1])]);
+        let x: Tensor<4> = Tensor::random(c.0, Distribution::Normal(0.0, 1.0), &device);
+        let w: Tensor<4> = Tensor::random(
+            [c.1, c.0[1] / c.4, c.2[0], c.2[1]],
+            Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        let want = reference_conv2d(
+            x.clone(),
+            w.clone(),
+            None,
+            ConvOptions::new([1, 1], c.3, [1, 1], c.4),
+        );
+        let (xv, wv) = (values(x), values(w));
+        let ours = pool.install(|| direct::forward(&g, &xv, &wv));
+        assert_close(&format!("case {i} forward"), &ours, &values(want), 1e-5);
+    }
+}
