@@ -48,6 +48,13 @@ fn fold(gamma: f32, beta: f32, mean: f64, var: f64, epsilon: f64) -> (f32, f32) 
     (scale as f32, (beta as f64 - mean * scale) as f32)
 }
 
+/// [`fold`] for every channel, from `f32` statistics.
+fn fold_all(gamma: &[f32], beta: &[f32], mean: &[f32], var: &[f32], eps: f64) -> Vec<(f32, f32)> {
+    (0..gamma.len())
+        .map(|c| fold(gamma[c], beta[c], mean[c] as f64, var[c] as f64, eps))
+        .collect()
+}
+
 /// Training forward, followed by ReLU when `relu`: returns the output, the batch mean and the
 /// biased batch variance.
 pub fn forward_train(
@@ -112,10 +119,7 @@ pub fn forward_eval(
     relu: bool,
 ) -> Vec<f32> {
     assert_eq!(x.len(), s.len(), "input length");
-    let scale_shift: Vec<(f32, f32)> = (0..s.channels)
-        .map(|c| fold(gamma[c], beta[c], mean[c] as f64, var[c] as f64, epsilon))
-        .collect();
-    affine(s, x, &scale_shift, relu)
+    affine(s, x, &fold_all(gamma, beta, mean, var, epsilon), relu)
 }
 
 /// Backward of [`forward_train`]: returns the gradients of the input, `gamma` and `beta`.
@@ -139,9 +143,7 @@ pub fn backward_train(
         .map(|&v| 1.0 / (v as f64 + epsilon).sqrt())
         .collect();
     // The pre-activation is x * scale + shift; with `relu`, dy counts only where it is > 0.
-    let scale_shift: Vec<(f32, f32)> = (0..s.channels)
-        .map(|c| fold(gamma[c], beta[c], mean[c] as f64, var[c] as f64, epsilon))
-        .collect();
+    let scale_shift = fold_all(gamma, beta, mean, var, epsilon);
     let gate = |xv: f32, dv: f32, (scale, shift): (f32, f32)| {
         if !relu || xv * scale + shift > 0.0 {
             dv

@@ -470,32 +470,39 @@ pub fn gemm_backward_weight(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32>
         return dw;
     }
     let par = gemm_parallelism(g.batch);
-    // Fixed chunks (not rayon's adaptive split) so the summation order, and so the result,
-    // does not depend on scheduling.
-    let chunks = rayon::current_num_threads().clamp(1, g.batch);
-    let per = g.batch.div_ceil(chunks);
-    let partials: Vec<Vec<f32>> = (0..g.batch.div_ceil(per))
-        .into_par_iter()
-        .map(|c| {
-            let mut acc = vec![0.0f32; wlen];
-            let mut cols = cols_buffer(g);
-            let mut first = true;
-            for n in c * per..((c + 1) * per).min(g.batch) {
-                let xi = &x[n * in_img..(n + 1) * in_img];
-                let dyi = &dy[n * out_img..(n + 1) * out_img];
-                for gi in 0..g.groups {
-                    let rhs = columns(g, xi, gi, &mut cols);
-                    let dyg = &dyi[gi * cout_g * p..(gi + 1) * cout_g * p];
-                    let dst = &mut acc[gi * cout_g * k..(gi + 1) * cout_g * k];
-                    gemm_rm(cout_g, k, p, dst, !first, dyg, false, rhs, true, par);
-                }
-                first = false;
+    sum_over_image_runs(g.batch, |images| {
+        let mut acc = vec![0.0f32; wlen];
+        let mut cols = cols_buffer(g);
+        let mut first = true;
+        for n in images {
+            let xi = &x[n * in_img..(n + 1) * in_img];
+            let dyi = &dy[n * out_img..(n + 1) * out_img];
+            for gi in 0..g.groups {
+                let rhs = columns(g, xi, gi, &mut cols);
+                let dyg = &dyi[gi * cout_g * p..(gi + 1) * cout_g * p];
+                let dst = &mut acc[gi * cout_g * k..(gi + 1) * cout_g * k];
+                gemm_rm(cout_g, k, p, dst, !first, dyg, false, rhs, true, par);
             }
-            acc
-        })
+            first = false;
+        }
+        acc
+    })
+}
+
+/// The sum of `partial(images)` over fixed runs of images, one run per worker, each run's
+/// partial sum computed on its own worker. Fixed runs (not rayon's adaptive split) make the
+/// summation order, and so the result, independent of scheduling. `batch` must be positive.
+pub(crate) fn sum_over_image_runs(
+    batch: usize,
+    partial: impl Fn(std::ops::Range<usize>) -> Vec<f32> + Sync + Send,
+) -> Vec<f32> {
+    let per = batch.div_ceil(rayon::current_num_threads().clamp(1, batch));
+    let partials: Vec<Vec<f32>> = (0..batch.div_ceil(per))
+        .into_par_iter()
+        .map(|c| partial(c * per..((c + 1) * per).min(batch)))
         .collect();
     let mut parts = partials.into_iter();
-    let mut total = parts.next().expect("at least one chunk");
+    let mut total = parts.next().expect("a positive batch has one run");
     for part in parts {
         for (a, b) in total.iter_mut().zip(part) {
             *a += b;

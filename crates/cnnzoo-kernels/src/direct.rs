@@ -22,7 +22,7 @@ use std::mem::MaybeUninit;
 use rayon::prelude::*;
 
 use crate::buffer;
-use crate::conv::ConvGeometry;
+use crate::conv::{self, ConvGeometry};
 
 /// f32 lanes of one AVX register.
 const LANES: usize = 8;
@@ -146,24 +146,42 @@ impl Wide {
         &self.taps[..self.ntaps]
     }
 
-    /// Copies plane `src` (`[h, w]`) into the interior of `dst`, whose border stays zero.
-    fn pad_plane(&self, src: &[f32], dst: &mut [f32]) {
-        for (y, row) in src.chunks_exact(self.w).enumerate() {
-            dst[(y + self.top) * self.wp + self.left..][..self.w].copy_from_slice(row);
+    /// Copies the planes `src` (`[c, h, w]`) into the interiors of the padded planes `dst`
+    /// (`[c, plane]`), whose borders stay zero.
+    fn pad_planes(&self, src: &[f32], dst: &mut [f32]) {
+        for (s, d) in src
+            .chunks_exact(self.h * self.w)
+            .zip(dst.chunks_exact_mut(self.plane))
+        {
+            for (y, row) in s.chunks_exact(self.w).enumerate() {
+                d[(y + self.top) * self.wp + self.left..][..self.w].copy_from_slice(row);
+            }
         }
     }
 
-    /// Writes the valid columns of wide rows `src` (`[oh, wp]`) to all of `dst` (`[oh, ow]`).
-    fn narrow(&self, src: &[f32], dst: &mut [MaybeUninit<f32>]) {
-        for (oy, row) in dst.chunks_exact_mut(self.ow).enumerate() {
-            row.write_copy_of_slice(&src[oy * self.wp..][..self.ow]);
+    /// Writes the valid columns of the wide rows `src` (`[c, qr]`) to all of `dst`
+    /// (`[c, oh, ow]`; `src` may hold more channels than `dst`).
+    fn narrow_planes(&self, src: &[f32], dst: &mut [MaybeUninit<f32>]) {
+        for (d, s) in dst
+            .chunks_exact_mut(self.oh * self.ow)
+            .zip(src.chunks_exact(self.qr))
+        {
+            for (oy, row) in d.chunks_exact_mut(self.ow).enumerate() {
+                row.write_copy_of_slice(&s[oy * self.wp..][..self.ow]);
+            }
         }
     }
 
-    /// Spreads `src` (`[oh, ow]`) into wide rows `dst`, whose dropped columns stay zero.
-    fn widen(&self, src: &[f32], dst: &mut [f32]) {
-        for (oy, row) in src.chunks_exact(self.ow).enumerate() {
-            dst[oy * self.wp..][..self.ow].copy_from_slice(row);
+    /// Spreads the planes `src` (`[c, oh, ow]`) into wide rows `dst` (`[c, qr]`), whose
+    /// dropped columns stay zero.
+    fn widen_planes(&self, src: &[f32], dst: &mut [f32]) {
+        for (s, d) in src
+            .chunks_exact(self.oh * self.ow)
+            .zip(dst.chunks_exact_mut(self.qr))
+        {
+            for (oy, row) in s.chunks_exact(self.ow).enumerate() {
+                d[oy * self.wp..][..self.ow].copy_from_slice(row);
+            }
         }
     }
 }
@@ -213,9 +231,7 @@ pub fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
             .chunks_mut(g.out_channels * out_plane)
             .zip(x.chunks(g.in_channels * in_plane));
         for (y, xi) in images {
-            for (src, dst) in xi.chunks_exact(in_plane).zip(xp.chunks_exact_mut(wd.plane)) {
-                wd.pad_plane(src, dst);
-            }
+            wd.pad_planes(xi, &mut xp);
             let xp = &xp;
             y.par_chunks_mut(cout_g * out_plane)
                 .enumerate()
@@ -228,11 +244,7 @@ pub fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
                             |yw, (b, yb)| {
                                 let wb = &packed[(gi * blocks + b) * block_len..][..block_len];
                                 conv_block(&wd, xg, cin_g, wb, yw, 0..wd.qr);
-                                for (dst, src) in
-                                    yb.chunks_exact_mut(out_plane).zip(yw.chunks_exact(wd.qr))
-                                {
-                                    wd.narrow(src, dst);
-                                }
+                                wd.narrow_planes(yw, yb);
                             },
                         );
                 });
@@ -253,10 +265,7 @@ pub fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
             },
             |(xp, yw), (y, xi)| {
                 for gi in 0..g.groups {
-                    let xg = &xi[gi * cin_g * in_plane..][..cin_g * in_plane];
-                    for (src, dst) in xg.chunks_exact(in_plane).zip(xp.chunks_exact_mut(wd.plane)) {
-                        wd.pad_plane(src, dst);
-                    }
+                    wd.pad_planes(&xi[gi * cin_g * in_plane..][..cin_g * in_plane], xp);
                     // A few tiles at a time through every block, so the input rows they read
                     // stay in L1 from one block to the next.
                     let step = 4 * TILE;
@@ -268,10 +277,7 @@ pub fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
                             conv_block(&wd, xp, cin_g, wb, yb, q0..q1);
                         }
                     }
-                    let yg = &mut y[gi * cout_g * out_plane..][..cout_g * out_plane];
-                    for (dst, src) in yg.chunks_exact_mut(out_plane).zip(yw.chunks_exact(wd.qr)) {
-                        wd.narrow(src, dst);
-                    }
+                    wd.narrow_planes(yw, &mut y[gi * cout_g * out_plane..][..cout_g * out_plane]);
                 }
             },
         );
@@ -341,62 +347,38 @@ pub fn backward_weight(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let offsets: Vec<usize> = (0..cin_g)
         .flat_map(|ci| wd.taps().iter().map(move |t| ci * wd.plane + t))
         .collect();
-    let chunks = rayon::current_num_threads().clamp(1, g.batch);
-    let per = g.batch.div_ceil(chunks);
-    let partials: Vec<Vec<f32>> = (0..g.batch.div_ceil(per))
-        .into_par_iter()
-        .map(|c| {
-            let images = c * per..((c + 1) * per).min(g.batch);
-            let pass = per_pass.min(images.len());
-            // Per group: [blocks * OCB, cin_g * taps].
-            let mut acc = vec![0.0f32; g.groups * blocks * OCB * row];
-            let mut xp = vec![0.0f32; pass * xp_len];
-            let mut dyw = vec![0.0f32; pass * dy_len];
-            for first in images.clone().step_by(pass) {
-                let n_pass = pass.min(images.end - first);
-                for gi in 0..g.groups {
-                    for i in 0..n_pass {
-                        let n = first + i;
-                        let xg =
-                            &x[(n * g.in_channels + gi * cin_g) * in_plane..][..cin_g * in_plane];
-                        let xpi = &mut xp[i * xp_len..][..xp_len];
-                        for (src, dst) in xg
-                            .chunks_exact(in_plane)
-                            .zip(xpi.chunks_exact_mut(wd.plane))
-                        {
-                            wd.pad_plane(src, dst);
-                        }
-                        let dyg = &dy[(n * g.out_channels + gi * cout_g) * out_plane..]
-                            [..cout_g * out_plane];
-                        let dyi = &mut dyw[i * dy_len..][..dy_len];
-                        for (src, dst) in
-                            dyg.chunks_exact(out_plane).zip(dyi.chunks_exact_mut(wd.qr))
-                        {
-                            wd.widen(src, dst);
-                        }
-                    }
-                    let accg = &mut acc[gi * blocks * OCB * row..][..blocks * OCB * row];
-                    let images = Images {
-                        count: n_pass,
-                        xp: &xp,
-                        xp_len,
-                        dyw: &dyw,
-                        dy_len,
-                    };
-                    for (b, accb) in accg.chunks_exact_mut(OCB * row).enumerate() {
-                        weight_block(&wd, &images, b * OCB * wd.qr, &offsets, accb);
-                    }
+    let total = conv::sum_over_image_runs(g.batch, |images| {
+        let pass = per_pass.min(images.len());
+        // Per group: [blocks * OCB, cin_g * taps].
+        let mut acc = vec![0.0f32; g.groups * blocks * OCB * row];
+        let mut xp = vec![0.0f32; pass * xp_len];
+        let mut dyw = vec![0.0f32; pass * dy_len];
+        for first in images.clone().step_by(pass) {
+            let n_pass = pass.min(images.end - first);
+            for gi in 0..g.groups {
+                for i in 0..n_pass {
+                    let n = first + i;
+                    let xg = &x[(n * g.in_channels + gi * cin_g) * in_plane..][..cin_g * in_plane];
+                    wd.pad_planes(xg, &mut xp[i * xp_len..][..xp_len]);
+                    let dyg =
+                        &dy[(n * g.out_channels + gi * cout_g) * out_plane..][..cout_g * out_plane];
+                    wd.widen_planes(dyg, &mut dyw[i * dy_len..][..dy_len]);
+                }
+                let accg = &mut acc[gi * blocks * OCB * row..][..blocks * OCB * row];
+                let images = Images {
+                    count: n_pass,
+                    xp: &xp,
+                    xp_len,
+                    dyw: &dyw,
+                    dy_len,
+                };
+                for (b, accb) in accg.chunks_exact_mut(OCB * row).enumerate() {
+                    weight_block(&wd, &images, b * OCB * wd.qr, &offsets, accb);
                 }
             }
-            acc
-        })
-        .collect();
-    let mut total = vec![0.0f32; g.groups * blocks * OCB * row];
-    for part in partials {
-        for (a, b) in total.iter_mut().zip(part) {
-            *a += b;
         }
-    }
+        acc
+    });
     // Drop the padding channels of the last block of each group.
     let mut dw = Vec::with_capacity(wlen);
     for gi in 0..g.groups {
