@@ -840,6 +840,21 @@ pub fn batch_norm<const D: usize>(
     ))
 }
 
+/// Whether the weight's input channels and groups fit `x` and the bias has one value per
+/// output channel.
+fn conv_shapes_agree(
+    x: &Tensor<4>,
+    weight: &Tensor<4>,
+    bias: Option<&Tensor<1>>,
+    options: &ConvOptions<2>,
+) -> bool {
+    let [_, channels, _, _] = x.dims();
+    let [out, per_group, _, _] = weight.dims();
+    per_group * options.groups == channels
+        && out.is_multiple_of(options.groups)
+        && bias.is_none_or(|b| b.dims() == [out])
+}
+
 /// 2-D convolution: cnnzoo's kernels on the CPU (Flex), Burn's `conv2d` on other backends.
 /// Same arguments and result as `burn::tensor::module::conv2d`.
 pub fn conv2d(
@@ -848,15 +863,9 @@ pub fn conv2d(
     bias: Option<Tensor<1>>,
     options: ConvOptions<2>,
 ) -> Tensor<4> {
-    let [_, channels, _, _] = x.dims();
-    let [out, per_group, _, _] = weight.dims();
-    let groups = options.groups;
     // Inconsistent shapes go to Burn's conv2d too: it checks them and says what is wrong
     // (the backend operations underneath do not).
-    let shapes_agree = per_group * groups == channels
-        && out.is_multiple_of(groups)
-        && bias.as_ref().is_none_or(|b| b.dims() == [out]);
-    if !uses_kernels(&x.device()) || !shapes_agree {
+    if !uses_kernels(&x.device()) || !conv_shapes_agree(&x, &weight, bias.as_ref(), &options) {
         return burn::tensor::module::conv2d(x, weight, bias, options);
     }
     if let Some(b) = &bias
@@ -921,11 +930,7 @@ pub fn conv2d_relu(
     bias: Option<Tensor<1>>,
     options: ConvOptions<2>,
 ) -> Tensor<4> {
-    let [_, channels, _, _] = x.dims();
-    let [out, per_group, _, _] = weight.dims();
-    let shapes_agree = per_group * options.groups == channels
-        && out.is_multiple_of(options.groups)
-        && bias.as_ref().is_none_or(|b| b.dims() == [out]);
+    let shapes_agree = conv_shapes_agree(&x, &weight, bias.as_ref(), &options);
     match bias {
         Some(b) if shapes_agree && x.device() == Device::flex() => {
             Tensor::from_dispatch(<Dispatch as ConvKernels>::cnnzoo_conv2d_bias(
