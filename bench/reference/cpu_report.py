@@ -45,7 +45,7 @@ def main():
         f"Command: `{a.command}`",
         "",
         f"Measured {datetime.date.today()} on {cpu_model()} ({os.cpu_count()} cores), "
-        f"threads {sorted(threads)}; cnnzoo {commit} (Burn 0.22.1 flex, dev profile with "
+        f"threads {sorted(threads)}; cnnzoo as of {commit} when this report was written (Burn 0.22.1 flex, dev profile with "
         f"dependencies at opt-level 3), PyTorch {torch_version}. The two arms of a case run "
         "alternately in one invocation; each number is the median over rounds of that arm's "
         "median images/s over its timed iterations. Train: forward, cross-entropy, backward, "
