@@ -24,6 +24,7 @@ use burn::tensor::{DType, Device, Tensor, TensorData};
 use crate::batch_norm::{self, NormShape};
 use crate::conv::{self, ConvGeometry};
 use crate::residual;
+use crate::squeeze_excite::{self, SeShape};
 
 /// Convolution and BatchNorm with cnnzoo's kernels where the backend has them, Burn's elsewhere.
 #[backend_extension(Flex, Autodiff)]
@@ -141,7 +142,142 @@ pub trait ConvKernels: Backend {
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         burn_scale_add_relu_backward::<Self>(a, gates, y, grad)
     }
+
+    /// Squeeze and excitation of a standard SE unit on the branch `a` `[N, C, H, W]` with fc1
+    /// `w1` `[R, C, 1, 1]`, `b1` `[R]` and fc2 `w2` `[C, R, 1, 1]`, `b2` `[C]`: returns the
+    /// channel means `[N, C]`, the bottleneck after its ReLU `[N, R]` and the gates
+    /// `[N, C, 1, 1]`.
+    fn cnnzoo_se_excite(
+        a: FloatTensor<Self>,
+        w1: FloatTensor<Self>,
+        b1: FloatTensor<Self>,
+        w2: FloatTensor<Self>,
+        b2: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        burn_se_excite::<Self>(a, w1, b1, w2, b2)
+    }
+
+    /// `relu(a * gates + shortcut)` with the gates of [`Self::cnnzoo_se_excite`]: the end of
+    /// a residual block with a standard SE unit, squeeze and excitation included.
+    fn cnnzoo_se_scale_add_relu(
+        a: FloatTensor<Self>,
+        w1: FloatTensor<Self>,
+        b1: FloatTensor<Self>,
+        w2: FloatTensor<Self>,
+        b2: FloatTensor<Self>,
+        shortcut: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let (_, _, gates) = Self::cnnzoo_se_excite(a.clone(), w1, b1, w2, b2);
+        Self::cnnzoo_scale_add_relu(a, gates, shortcut)
+    }
+
+    /// Gradients of [`Self::cnnzoo_se_scale_add_relu`] with respect to `a`, `w1`, `b1`, `w2`,
+    /// `b2` and the shortcut, from what [`Self::cnnzoo_se_excite`] returned and the output `y`.
+    // The macro needs the tuple spelled out (it maps tuples, not aliases, across dispatch).
+    #[allow(clippy::too_many_arguments, clippy::type_complexity)]
+    fn cnnzoo_se_backward(
+        a: FloatTensor<Self>,
+        w1: FloatTensor<Self>,
+        w2: FloatTensor<Self>,
+        squeezed: FloatTensor<Self>,
+        hidden: FloatTensor<Self>,
+        gates: FloatTensor<Self>,
+        y: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> (
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+    ) {
+        burn_se_backward::<Self>(a, w1, w2, squeezed, hidden, gates, y, grad)
+    }
 }
+
+/// `[N, C]` or `[R, C]` view of a `[N, C, 1, 1]` / `[R, C, 1, 1]` tensor.
+fn matrix<B: Backend>(t: FloatTensor<B>) -> FloatTensor<B> {
+    let d = t.shape();
+    B::float_reshape(t, burn::tensor::Shape::new([d[0], d[1]]))
+}
+
+/// `[1, K]` view of a bias `[K]`, to broadcast over the rows of an `[N, K]` matrix.
+fn row<B: Backend>(b: FloatTensor<B>) -> FloatTensor<B> {
+    let k = b.shape()[0];
+    B::float_reshape(b, burn::tensor::Shape::new([1, k]))
+}
+
+/// [`ConvKernels::cnnzoo_se_excite`] from Burn's operations.
+fn burn_se_excite<B: Backend>(
+    a: FloatTensor<B>,
+    w1: FloatTensor<B>,
+    b1: FloatTensor<B>,
+    w2: FloatTensor<B>,
+    b2: FloatTensor<B>,
+) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
+    let squeezed = matrix::<B>(B::float_mean_dim(B::float_mean_dim(a, 3), 2));
+    let z1 = B::float_matmul(squeezed.clone(), B::float_transpose(matrix::<B>(w1)));
+    let hidden = B::relu(B::float_add(z1, row::<B>(b1)));
+    let z2 = B::float_matmul(hidden.clone(), B::float_transpose(matrix::<B>(w2)));
+    let gates = B::sigmoid(B::float_add(z2, row::<B>(b2)));
+    let d = gates.shape();
+    let gates = B::float_reshape(gates, burn::tensor::Shape::new([d[0], d[1], 1, 1]));
+    (squeezed, hidden, gates)
+}
+
+/// [`ConvKernels::cnnzoo_se_backward`] from Burn's operations.
+#[allow(clippy::too_many_arguments)]
+fn burn_se_backward<B: Backend>(
+    a: FloatTensor<B>,
+    w1: FloatTensor<B>,
+    w2: FloatTensor<B>,
+    squeezed: FloatTensor<B>,
+    hidden: FloatTensor<B>,
+    gates: FloatTensor<B>,
+    y: FloatTensor<B>,
+    grad: FloatTensor<B>,
+) -> SeGradTensors<B> {
+    let (w1_shape, w2_shape, a_shape) = (w1.shape(), w2.shape(), a.shape());
+    let plane = (a_shape[2] * a_shape[3]).max(1);
+    let (da_scaled, dgates, dshortcut) =
+        burn_scale_add_relu_backward::<B>(a, gates.clone(), y, grad);
+    let g = matrix::<B>(gates);
+    let one_minus_g = B::float_add_scalar(B::float_neg(g.clone()), 1.0.into());
+    let dz2 = B::float_mul(B::float_mul(matrix::<B>(dgates), g), one_minus_g);
+    let db2 = B::float_sum_dim(dz2.clone(), 0);
+    let dw2 = B::float_matmul(B::float_transpose(dz2.clone()), hidden.clone());
+    let dh = B::relu_backward(hidden, B::float_matmul(dz2, matrix::<B>(w2)));
+    let db1 = B::float_sum_dim(dh.clone(), 0);
+    let dw1 = B::float_matmul(B::float_transpose(dh.clone()), squeezed);
+    let dsq = B::float_matmul(dh, matrix::<B>(w1));
+    let d = dsq.shape();
+    let dsq = B::float_reshape(dsq, burn::tensor::Shape::new([d[0], d[1], 1, 1]));
+    let da = B::float_add(da_scaled, B::float_div_scalar(dsq, (plane as f64).into()));
+    let flat = |t: FloatTensor<B>| {
+        let n = t.shape().num_elements();
+        B::float_reshape(t, burn::tensor::Shape::new([n]))
+    };
+    (
+        da,
+        B::float_reshape(dw1, w1_shape),
+        flat(db1),
+        B::float_reshape(dw2, w2_shape),
+        flat(db2),
+        dshortcut,
+    )
+}
+
+/// Gradients of the fused SE block end: branch, fc1 weight and bias, fc2 weight and bias,
+/// shortcut.
+type SeGradTensors<B> = (
+    FloatTensor<B>,
+    FloatTensor<B>,
+    FloatTensor<B>,
+    FloatTensor<B>,
+    FloatTensor<B>,
+    FloatTensor<B>,
+);
 
 /// [`ConvKernels::cnnzoo_add_relu`] from Burn's operations.
 fn burn_add_relu<B: Backend>(a: FloatTensor<B>, b: FloatTensor<B>) -> FloatTensor<B> {
@@ -457,6 +593,117 @@ impl ConvKernels for Flex {
         );
         (like(da, &a), like(dgates, &gates), like(db, &a))
     }
+
+    fn cnnzoo_se_excite(
+        a: FlexTensor,
+        w1: FlexTensor,
+        b1: FlexTensor,
+        w2: FlexTensor,
+        b2: FlexTensor,
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        let Some(shape) = se_shape(&a, &w1, &b1, &w2, &b2) else {
+            return burn_se_excite::<Flex>(a, w1, b1, w2, b2);
+        };
+        let e = squeeze_excite::excite(
+            &f32s(&a),
+            &f32s(&w1),
+            &f32s(&b1),
+            &f32s(&w2),
+            &f32s(&b2),
+            shape,
+        );
+        let (n, c, r) = (shape.batch, shape.channels, shape.reduced);
+        (
+            FlexTensor::from_data(TensorData::new(e.squeezed, [n, c])),
+            FlexTensor::from_data(TensorData::new(e.hidden, [n, r])),
+            FlexTensor::from_data(TensorData::new(e.gates, [n, c, 1, 1])),
+        )
+    }
+
+    fn cnnzoo_se_backward(
+        a: FlexTensor,
+        w1: FlexTensor,
+        w2: FlexTensor,
+        squeezed: FlexTensor,
+        hidden: FlexTensor,
+        gates: FlexTensor,
+        y: FlexTensor,
+        grad: FlexTensor,
+    ) -> SeGradTensors<Flex> {
+        // The biases only set the shapes' check here; fc1's and fc2's output widths stand in.
+        let (r, c) = (w1.shape()[0], w1.shape()[1]);
+        let fits = same_f32_shape(&[&a, &y, &grad])
+            && a.shape().num_dims() == 4
+            && a.shape()[1] == c
+            && w2.shape().dims::<4>() == [c, r, 1, 1]
+            && w1.shape().num_dims() == 4
+            && [&w1, &w2, &squeezed, &hidden, &gates]
+                .iter()
+                .all(|t| t.dtype() == DType::F32);
+        if !fits {
+            return burn_se_backward::<Flex>(a, w1, w2, squeezed, hidden, gates, y, grad);
+        }
+        let d = a.shape();
+        let shape = SeShape {
+            batch: d[0],
+            channels: c,
+            reduced: r,
+            plane: d[2] * d[3],
+        };
+        let e = squeeze_excite::Excitation {
+            squeezed: f32s(&squeezed).into_owned(),
+            hidden: f32s(&hidden).into_owned(),
+            gates: f32s(&gates).into_owned(),
+        };
+        let g = squeeze_excite::backward(
+            &f32s(&a),
+            &f32s(&w1),
+            &f32s(&w2),
+            &e,
+            &f32s(&y),
+            &f32s(&grad),
+            shape,
+        );
+        (
+            like(g.a, &a),
+            like(g.w1, &w1),
+            vector(g.b1),
+            like(g.w2, &w2),
+            vector(g.b2),
+            like(g.shortcut, &a),
+        )
+    }
+}
+
+/// The sizes of a fused SE block end when `a` is `[N, C, H, W]`, `w1` `[R, C, 1, 1]`, `b1`
+/// `[R]`, `w2` `[C, R, 1, 1]`, `b2` `[C]`, all `f32`; `None` sends the call to Burn's
+/// operations, which check the shapes and say what is wrong.
+fn se_shape(
+    a: &FlexTensor,
+    w1: &FlexTensor,
+    b1: &FlexTensor,
+    w2: &FlexTensor,
+    b2: &FlexTensor,
+) -> Option<SeShape> {
+    let tensors = [a, w1, b1, w2, b2];
+    if tensors.iter().any(|t| t.dtype() != DType::F32) {
+        return None;
+    }
+    let (sa, s1) = (a.shape(), w1.shape());
+    if sa.num_dims() != 4 || s1.num_dims() != 4 {
+        return None;
+    }
+    let (n, c, r) = (sa[0], sa[1], s1[0]);
+    let fits = s1.dims::<4>() == [r, c, 1, 1]
+        && b1.shape().dims::<1>() == [r]
+        && w2.shape().dims::<4>() == [c, r, 1, 1]
+        && b2.shape().dims::<1>() == [c];
+    fits.then_some(SeShape {
+        batch: n,
+        channels: c,
+        reduced: r,
+        plane: sa[2] * sa[3],
+    })
 }
 
 /// Whether the tensors are `f32` and of one shape (else Burn's operations take the call and
@@ -669,6 +916,93 @@ impl<B: Backend + ConvKernels, C: CheckpointStrategy> ConvKernels for Autodiff<B
                 gates.into_primitive(),
                 b.into_primitive(),
             )),
+        }
+    }
+
+    fn cnnzoo_se_scale_add_relu(
+        a: FloatTensor<Self>,
+        w1: FloatTensor<Self>,
+        b1: FloatTensor<Self>,
+        w2: FloatTensor<Self>,
+        b2: FloatTensor<Self>,
+        shortcut: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let nodes = [&a, &w1, &b1, &w2, &b2, &shortcut].map(|t| t.node());
+        match SeScaleAddReluBackward
+            .prepare::<C>(nodes)
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let a_state = prep.checkpoint(&a);
+                let w1_state = prep.checkpoint(&w1);
+                let w2_state = prep.checkpoint(&w2);
+                let a = a.into_primitive();
+                let (squeezed, hidden, gates) = B::cnnzoo_se_excite(
+                    a.clone(),
+                    w1.into_primitive(),
+                    b1.into_primitive(),
+                    w2.into_primitive(),
+                    b2.into_primitive(),
+                );
+                let y = B::cnnzoo_scale_add_relu(a, gates.clone(), shortcut.into_primitive());
+                let state = (
+                    a_state,
+                    w1_state,
+                    w2_state,
+                    squeezed,
+                    hidden,
+                    gates,
+                    y.clone(),
+                );
+                prep.finish(state, y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::cnnzoo_se_scale_add_relu(
+                a.into_primitive(),
+                w1.into_primitive(),
+                b1.into_primitive(),
+                w2.into_primitive(),
+                b2.into_primitive(),
+                shortcut.into_primitive(),
+            )),
+        }
+    }
+}
+
+/// The backward step of [`ConvKernels::cnnzoo_se_scale_add_relu`] under autodiff: the branch,
+/// both FC weights (checkpointed), what the excitation computed, and the output.
+#[derive(Debug)]
+struct SeScaleAddReluBackward;
+
+impl<B: Backend + ConvKernels> Backward<B, 6> for SeScaleAddReluBackward {
+    #[allow(clippy::type_complexity)]
+    type State = (
+        NodeId,
+        NodeId,
+        NodeId,
+        FloatTensor<B>,
+        FloatTensor<B>,
+        FloatTensor<B>,
+        FloatTensor<B>,
+    );
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 6>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let grad = grads.consume::<B>(&ops.node);
+        let (a_state, w1_state, w2_state, squeezed, hidden, gates, y) = ops.state;
+        let a = checkpointer.retrieve_node_output::<FloatTensor<B>>(a_state);
+        let w1 = checkpointer.retrieve_node_output::<FloatTensor<B>>(w1_state);
+        let w2 = checkpointer.retrieve_node_output::<FloatTensor<B>>(w2_state);
+        let (da, dw1, db1, dw2, db2, ds) =
+            B::cnnzoo_se_backward(a, w1, w2, squeezed, hidden, gates, y, grad);
+        for (node, g) in ops.parents.into_iter().zip([da, dw1, db1, dw2, db2, ds]) {
+            if let Some(node) = node {
+                grads.register::<B>(node.id, g);
+            }
         }
     }
 }
@@ -921,6 +1255,54 @@ pub fn scale_add_relu(a: Tensor<4>, gates: Tensor<4>, b: Tensor<4>) -> Tensor<4>
     ))
 }
 
+/// The end of a residual block with a standard SE unit, squeeze and excitation included:
+/// `relu(a * sigmoid(fc2(relu(fc1(mean(a))))) + shortcut)`, with fc1 `w1` `[R, C, 1, 1]`,
+/// `b1` `[R]` and fc2 `w2` `[C, R, 1, 1]`, `b2` `[C]` (1x1 convolutions on the channel
+/// means). On the CPU (Flex) it is one operation with its own backward (two passes over the
+/// branch each way); Burn's operations elsewhere or for other shapes.
+pub fn se_scale_add_relu(
+    a: Tensor<4>,
+    w1: Tensor<4>,
+    b1: Tensor<1>,
+    w2: Tensor<4>,
+    b2: Tensor<1>,
+    shortcut: Tensor<4>,
+) -> Tensor<4> {
+    let [_, c, _, _] = a.dims();
+    let [r, ..] = w1.dims();
+    let fits = uses_kernels(&a.device())
+        && a.dims() == shortcut.dims()
+        && w1.dims() == [r, c, 1, 1]
+        && b1.dims() == [r]
+        && w2.dims() == [c, r, 1, 1]
+        && b2.dims() == [c];
+    if !fits {
+        let squeezed = a.clone().mean_dim(3).mean_dim(2);
+        let options = ConvOptions::new([1, 1], [0, 0], [1, 1], 1);
+        let hidden = burn::tensor::activation::relu(burn::tensor::module::conv2d(
+            squeezed,
+            w1,
+            Some(b1),
+            options.clone(),
+        ));
+        let gates = burn::tensor::activation::sigmoid(burn::tensor::module::conv2d(
+            hidden,
+            w2,
+            Some(b2),
+            options,
+        ));
+        return burn::tensor::activation::relu(a * gates + shortcut);
+    }
+    Tensor::from_dispatch(<Dispatch as ConvKernels>::cnnzoo_se_scale_add_relu(
+        a.into_dispatch(),
+        w1.into_dispatch(),
+        b1.into_dispatch(),
+        w2.into_dispatch(),
+        b2.into_dispatch(),
+        shortcut.into_dispatch(),
+    ))
+}
+
 /// `relu(conv2d(x, weight, bias, options))`; on the CPU without autodiff (inference, e.g. a
 /// network with BatchNorm folded into its convolutions) the bias and the ReLU are applied in
 /// the convolution's own parallel pass.
@@ -942,5 +1324,71 @@ pub fn conv2d_relu(
             ))
         }
         bias => burn::tensor::activation::relu(conv2d(x, weight, bias, options)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tensor(shape: &[usize], seed: u32, shift: f32) -> FlexTensor {
+        let n: usize = shape.iter().product();
+        let values = (0..n as u32)
+            .map(|i| {
+                let h = (i.wrapping_add(seed).wrapping_mul(2_654_435_761) >> 8) as f32;
+                h / (1u32 << 24) as f32 * 2.0 - 1.0 + shift
+            })
+            .collect();
+        FlexTensor::from_data(TensorData::new(values, shape.to_vec()))
+    }
+
+    fn close(what: &str, a: &FlexTensor, b: &FlexTensor) {
+        assert_eq!(a.shape(), b.shape(), "{what}: shape");
+        let worst = f32s(a)
+            .iter()
+            .zip(f32s(b).iter())
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0f32, f32::max);
+        assert!(worst < 1e-5, "{what}: max difference {worst}");
+    }
+
+    /// The SE defaults (Burn's operations, what a GPU backend runs) against the Flex kernels.
+    #[test]
+    fn se_defaults_match_the_kernels() {
+        let (n, c, r, h, w) = (3, 16, 4, 5, 3);
+        let a = tensor(&[n, c, h, w], 1, 0.2);
+        let (w1, b1) = (tensor(&[r, c, 1, 1], 2, 0.0), tensor(&[r], 3, 0.0));
+        let (w2, b2) = (tensor(&[c, r, 1, 1], 4, 0.0), tensor(&[c], 5, 0.0));
+        let shortcut = tensor(&[n, c, h, w], 6, 0.0);
+        let grad = tensor(&[n, c, h, w], 7, 0.0);
+        let ours =
+            Flex::cnnzoo_se_excite(a.clone(), w1.clone(), b1.clone(), w2.clone(), b2.clone());
+        let burn = burn_se_excite::<Flex>(a.clone(), w1.clone(), b1, w2.clone(), b2);
+        close("squeezed", &ours.0, &burn.0);
+        close("hidden", &ours.1, &burn.1);
+        close("gates", &ours.2, &burn.2);
+        assert!(
+            f32s(&ours.1).contains(&0.0),
+            "the bottleneck's ReLU never clipped"
+        );
+        let y = Flex::cnnzoo_scale_add_relu(a.clone(), ours.2.clone(), shortcut);
+        let (sq, hid, g) = ours;
+        let k = Flex::cnnzoo_se_backward(
+            a.clone(),
+            w1.clone(),
+            w2.clone(),
+            sq.clone(),
+            hid.clone(),
+            g.clone(),
+            y.clone(),
+            grad.clone(),
+        );
+        let d = burn_se_backward::<Flex>(a, w1, w2, sq, hid, g, y, grad);
+        close("dL/da", &k.0, &d.0);
+        close("dL/dw1", &k.1, &d.1);
+        close("dL/db1", &k.2, &d.2);
+        close("dL/dw2", &k.3, &d.3);
+        close("dL/db2", &k.4, &d.4);
+        close("dL/dshortcut", &k.5, &d.5);
     }
 }

@@ -376,7 +376,7 @@ pub fn gemm_forward(g: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
 /// Gradient with respect to the input: `dy` `[N, O, OH, OW]`, `weight` `[O, C/g, kh, kw]`;
 /// returns `[N, C, H, W]`.
 pub fn conv2d_backward_data(g: &ConvGeometry, dy: &[f32], weight: &[f32]) -> Vec<f32> {
-    if crate::direct::applies(g) {
+    if crate::direct::applies_to_input_gradient(g) {
         crate::direct::backward_data(g, dy, weight)
     } else {
         gemm_backward_data(g, dy, weight)
@@ -384,7 +384,7 @@ pub fn conv2d_backward_data(g: &ConvGeometry, dy: &[f32], weight: &[f32]) -> Vec
 }
 
 /// Gradient with respect to the input through im2col + GEMM, whatever
-/// [`crate::direct::applies`] says.
+/// [`crate::direct::applies_to_input_gradient`] says.
 pub fn gemm_backward_data(g: &ConvGeometry, dy: &[f32], weight: &[f32]) -> Vec<f32> {
     assert_eq!(dy.len(), g.output_len(), "output-gradient length");
     assert_eq!(weight.len(), g.weight_len(), "weight length");

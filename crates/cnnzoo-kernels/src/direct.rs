@@ -1,4 +1,4 @@
-//! Direct convolution for stride-1 kernels over few channels (ResNet-20's 16-64 channels,
+//! Direct convolution for kernels over few channels (ResNet-20's 16-64 channels,
 //! DenseNet's growth-rate convolutions, ResNeXt's groups), with AVX2 + FMA: no im2col buffer
 //! and no GEMM packing, which cost as much as the arithmetic at these sizes.
 //!
@@ -10,6 +10,12 @@
 //! the next), so a 3x3 costs 1 extra column per row, not 2.
 //! Backward-data is the same kernel on the flipped, transposed weights; backward-weight reduces
 //! over the same wide layout.
+//!
+//! A strided convolution (ResNet's downsampling 3x3s, the 7x7 stem) splits each padded plane
+//! into its `sy * sx` phases (the pixels at `(sy * r + py, sx * c + px)`): tap `(ky, kx)` of
+//! output `(oy, ox)` is pixel `(oy + ky / sy, ox + kx / sx)` of phase `(ky % sy, kx % sx)`, so
+//! the same kernel runs on unit-stride loads with a tap table pointing into the phases. Its
+//! input gradient stays on the GEMM path (it is a transposed convolution, not a forward one).
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::{
@@ -36,6 +42,10 @@ const TILE: usize = 3 * LANES;
 /// are used: beyond it the GEMM's cache blocking wins (measured with `examples/conv_bench.rs`:
 /// direct is ahead up to ResNet-50's 256-channel 3x3, behind at 512).
 const MAX_GROUP_WEIGHTS: usize = 256 * 256 * 9;
+/// The same bound for strided convolutions, whose phases spread each tile's reads over four
+/// times the memory: ahead up to 64 channels (ResNet-20's downsampling, the 7x7 stem, grouped
+/// 3x3s), level at ResNet-50's 128-channel 3x3, behind at 256.
+const MAX_GROUP_WEIGHTS_STRIDED: usize = 64 * 64 * 9;
 /// The same bound for the direct weight gradient, whose passes re-read each image's planes
 /// once per block of output channels: ahead at 64 channels, behind at 128.
 const MAX_GROUP_WEIGHTS_WGRAD: usize = 64 * 64 * 9;
@@ -44,6 +54,8 @@ const MAX_GROUP_WEIGHTS_WGRAD: usize = 64 * 64 * 9;
 const WEIGHT_PASS_BYTES: usize = 256 * 1024;
 /// Most kernel taps (kh * kw) the offset table holds.
 const MAX_TAPS: usize = 64;
+/// Largest stride the phase split takes (4 x 4 phases per plane).
+const MAX_STRIDE: usize = 4;
 
 /// Whether this CPU runs the direct kernels (AVX2 and FMA).
 fn simd_available() -> bool {
@@ -57,13 +69,14 @@ fn simd_available() -> bool {
     }
 }
 
-/// Whether the direct kernels can compute this convolution: a non-empty input, stride 1, no
-/// dilation, a kernel larger than 1x1 (at most 64 taps) with padding below its size on each
-/// side, on a CPU with AVX2 and FMA.
+/// Whether the direct kernels can compute this convolution's forward pass and weight gradient:
+/// a non-empty input, stride at most 4, no dilation, a kernel larger than 1x1 (at most 64
+/// taps) with padding below its size on each side, on a CPU with AVX2 and FMA. The input
+/// gradient also needs stride 1 ([`supports_input_gradient`]).
 pub fn supports(g: &ConvGeometry) -> bool {
     g.validate().is_ok()
         && !g.in_size.contains(&0)
-        && g.stride == [1, 1]
+        && g.stride.iter().all(|s| (1..=MAX_STRIDE).contains(s))
         && g.dilation == [1, 1]
         && g.kernel != [1, 1]
         && g.kernel[0] * g.kernel[1] <= MAX_TAPS
@@ -71,11 +84,28 @@ pub fn supports(g: &ConvGeometry) -> bool {
         && simd_available()
 }
 
-/// Whether [`crate::conv`] should take the direct path for the forward pass and the input
-/// gradient: it is supported and the weights are small enough for the GEMM's blocking not to
-/// matter. (With fewer images than workers the kernel spreads blocks of output channels.)
+/// Whether [`backward_data`] can compute this convolution's input gradient: [`supports`] and
+/// stride 1.
+pub fn supports_input_gradient(g: &ConvGeometry) -> bool {
+    supports(g) && g.stride == [1, 1]
+}
+
+/// Whether [`crate::conv`] should take the direct path for the forward pass: it is supported
+/// and the weights are small enough for the GEMM's blocking not to matter. (With fewer images
+/// than workers the kernel spreads blocks of output channels.)
 pub fn applies(g: &ConvGeometry) -> bool {
-    supports(g) && g.cout_g() * g.k() <= MAX_GROUP_WEIGHTS
+    let bound = if g.stride == [1, 1] {
+        MAX_GROUP_WEIGHTS
+    } else {
+        MAX_GROUP_WEIGHTS_STRIDED
+    };
+    supports(g) && g.cout_g() * g.k() <= bound
+}
+
+/// Whether [`crate::conv`] should take the direct path for the input gradient: as
+/// [`applies`], at stride 1.
+pub fn applies_to_input_gradient(g: &ConvGeometry) -> bool {
+    applies(g) && g.stride == [1, 1]
 }
 
 /// Whether [`crate::conv`] should take the direct path for the weight gradient: it has its
@@ -95,7 +125,12 @@ struct Wide {
     /// Padding before the first row and column.
     top: usize,
     left: usize,
-    /// Row stride of the wide layout: the width plus the larger of the two paddings.
+    /// Stride; above 1 the planes are split into phases.
+    stride: [usize; 2],
+    /// Rows per phase (strided layout only).
+    hq: usize,
+    /// Row stride of the wide layout: at stride 1 the width plus the larger of the two
+    /// paddings, else the output width plus the taps' reach into the next column of a phase.
     wp: usize,
     /// Output height and width.
     oh: usize,
@@ -114,6 +149,9 @@ impl Wide {
         let [h, w] = g.in_size;
         let [kh, kw] = g.kernel;
         let [(top, bottom), (left, right)] = g.padding;
+        if g.stride != [1, 1] {
+            return Self::phases(g);
+        }
         // One run of zero columns between rows serves as the right padding of a row and the
         // left padding of the next: a tap reading past a row's end wraps into the next row's
         // first `min(left, right)` columns, which are zero.
@@ -132,11 +170,49 @@ impl Wide {
             w,
             top,
             left,
+            stride: [1, 1],
+            hq: 0,
             wp,
             oh,
             ow,
             qr,
             plane,
+            taps,
+            ntaps,
+        }
+    }
+
+    /// The strided layout: each padded plane as its `sy * sx` phases, each `hq` rows of `wp`
+    /// columns (every output reads within its own phase rows, so no shared zero column is
+    /// needed), then a zero tail for the last tile's reads.
+    fn phases(g: &ConvGeometry) -> Self {
+        let [h, w] = g.in_size;
+        let [kh, kw] = g.kernel;
+        let [sy, sx] = g.stride;
+        let [oh, ow] = g.out_size().expect("validated geometry");
+        let (hq, wp) = (oh + (kh - 1) / sy, ow + (kw - 1) / sx);
+        let phase = hq * wp;
+        let qr = (oh * wp).div_ceil(TILE) * TILE;
+        let mut taps = [0; MAX_TAPS];
+        let ntaps = kh * kw;
+        for (i, t) in taps.iter_mut().take(ntaps).enumerate() {
+            let (ky, kx) = (i / kw, i % kw);
+            *t = ((ky % sy) * sx + kx % sx) * phase + (ky / sy) * wp + kx / sx;
+        }
+        Self {
+            h,
+            w,
+            top: g.padding[0].0,
+            left: g.padding[1].0,
+            stride: g.stride,
+            hq,
+            wp,
+            oh,
+            ow,
+            qr,
+            // The largest tap offset is below sy * sx * phase, so a tail of qr covers every
+            // read of the last tile.
+            plane: sy * sx * phase + qr,
             taps,
             ntaps,
         }
@@ -149,12 +225,57 @@ impl Wide {
     /// Copies the planes `src` (`[c, h, w]`) into the interiors of the padded planes `dst`
     /// (`[c, plane]`), whose borders stay zero.
     fn pad_planes(&self, src: &[f32], dst: &mut [f32]) {
+        if self.stride != [1, 1] {
+            return self.split_planes(src, dst);
+        }
         for (s, d) in src
             .chunks_exact(self.h * self.w)
             .zip(dst.chunks_exact_mut(self.plane))
         {
             for (y, row) in s.chunks_exact(self.w).enumerate() {
                 d[(y + self.top) * self.wp + self.left..][..self.w].copy_from_slice(row);
+            }
+        }
+    }
+
+    /// The strided layout's [`Self::pad_planes`]: writes every pixel of every phase of `dst`
+    /// (`[c, plane]`) from `src` (`[c, h, w]`), zero where it falls in the padding; the tails
+    /// stay zero.
+    fn split_planes(&self, src: &[f32], dst: &mut [f32]) {
+        let [sy, sx] = self.stride;
+        let phase = self.hq * self.wp;
+        for (s, d) in src
+            .chunks_exact(self.h * self.w)
+            .zip(dst.chunks_exact_mut(self.plane))
+        {
+            for (p, dp) in d[..sy * sx * phase].chunks_exact_mut(phase).enumerate() {
+                let (py, px) = (p / sx, p % sx);
+                for (r, row) in dp.chunks_exact_mut(self.wp).enumerate() {
+                    // Padded row sy * r + py is input row sy * r + py - top, if any.
+                    let iy = (sy * r + py)
+                        .checked_sub(self.top)
+                        .filter(|&iy| iy < self.h);
+                    let Some(iy) = iy else {
+                        row.fill(0.0);
+                        continue;
+                    };
+                    // Columns c0..c1 fall inside the input: ix = sx * c + px - left < w.
+                    let c0 = self.left.saturating_sub(px).div_ceil(sx).min(self.wp);
+                    let c1 = (self.w + self.left)
+                        .saturating_sub(px)
+                        .div_ceil(sx)
+                        .clamp(c0, self.wp);
+                    let srow = &s[iy * self.w..][..self.w];
+                    row[..c0].fill(0.0);
+                    row[c1..].fill(0.0);
+                    if c0 < c1 {
+                        let first = sx * c0 + px - self.left;
+                        let xs = srow[first..].iter().step_by(sx);
+                        for (v, x) in row[c0..c1].iter_mut().zip(xs) {
+                            *v = *x;
+                        }
+                    }
+                }
             }
         }
     }
@@ -291,7 +412,10 @@ pub fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
 /// convolution of the output gradient with the flipped, transposed kernel and the complementary
 /// padding `k - 1 - p`, so it runs through [`forward`].
 pub fn backward_data(g: &ConvGeometry, dy: &[f32], weight: &[f32]) -> Vec<f32> {
-    assert!(supports(g), "direct convolution does not support {g:?}");
+    assert!(
+        supports_input_gradient(g),
+        "direct input gradient does not support {g:?}"
+    );
     assert_eq!(weight.len(), g.weight_len(), "weight length");
     let [kh, kw] = g.kernel;
     let (cin_g, cout_g) = (g.cin_g(), g.cout_g());

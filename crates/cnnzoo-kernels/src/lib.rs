@@ -1,7 +1,9 @@
 //! CPU fast paths for cnnzoo's networks.
 //!
 //! [`conv`] holds the kernels on plain NCHW slices (convolution forward, backward-data and
-//! backward-weight as im2col + GEMM) and [`batch_norm`] (BatchNorm in one or two passes);
+//! backward-weight as im2col + GEMM, or [`direct`] kernels), [`batch_norm`] (BatchNorm in one
+//! or two passes), [`residual`] (the fused block ends) and [`squeeze_excite`] (an SE unit
+//! fused with its block end);
 //! [`backend`] makes them a Burn backend extension with its
 //! own autodiff backward, and [`conv2d`], [`batch_norm_train`] and [`batch_norm()`] are the
 //! calls the networks make.
@@ -13,9 +15,10 @@ pub mod conv;
 pub mod direct;
 pub mod residual;
 mod simd;
+pub mod squeeze_excite;
 
 pub use backend::{
     ConvKernels, add_relu, batch_norm, batch_norm_train, conv2d, conv2d_relu, scale_add_relu,
-    uses_kernels,
+    se_scale_add_relu, uses_kernels,
 };
 pub use conv::ConvGeometry;

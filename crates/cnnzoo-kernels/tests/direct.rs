@@ -1,6 +1,7 @@
-//! The direct stride-1 convolution kernels against Burn's reference `conv2d` (forward and both
-//! gradients), and against the im2col + GEMM path where Burn has no counterpart (padding that
-//! differs before and after). Skipped, with a message, on a CPU without AVX2 and FMA.
+//! The direct convolution kernels against Burn's reference `conv2d` (forward and both gradients
+//! at stride 1; forward and weight gradient through the phase split at larger strides), and
+//! against the im2col + GEMM path where Burn has no counterpart (padding that differs before
+//! and after). Skipped, with a message, on a CPU without AVX2 and FMA.
 
 mod common;
 use common::{assert_close, values};
@@ -155,7 +156,7 @@ fn direct_declines_what_it_cannot_compute() {
     let base = geometry(&CASES[0], [(1, 1); 2]);
     let declined = [
         ConvGeometry {
-            stride: [2, 2],
+            stride: [5, 5],
             ..base
         },
         ConvGeometry {
@@ -183,6 +184,103 @@ fn direct_declines_what_it_cannot_compute() {
     for g in declined {
         assert!(!direct::supports(&g), "{g:?} must go to the GEMM path");
         assert!(!direct::applies(&g) && !direct::applies_to_weight_gradient(&g));
+        assert!(!direct::supports_input_gradient(&g) && !direct::applies_to_input_gradient(&g));
+    }
+    // A strided convolution's input gradient is a transposed convolution: GEMM path only.
+    let strided = ConvGeometry {
+        stride: [2, 2],
+        ..base
+    };
+    assert!(direct::supports(&strided) && !direct::supports_input_gradient(&strided));
+    assert!(!direct::applies_to_input_gradient(&strided));
+}
+
+/// `[N, C, H, W]`, output channels, kernel, stride, padding (before, after per axis).
+type StridedCase = (
+    [usize; 4],
+    usize,
+    [usize; 2],
+    [usize; 2],
+    [(usize, usize); 2],
+);
+
+#[test]
+fn strided_direct_matches_burn_and_gemm() {
+    if skip() {
+        return;
+    }
+    let cases: &[StridedCase] = &[
+        // ResNet's downsampling 3x3 on an even and an odd map.
+        ([3, 16, 8, 8], 32, [3, 3], [2, 2], [(1, 1), (1, 1)]),
+        ([2, 5, 9, 7], 6, [3, 3], [2, 2], [(1, 1), (1, 1)]),
+        // The 7x7 stride-2 stem over 3 channels; an unpadded 3x3; stride 2 along one axis.
+        ([2, 3, 13, 11], 8, [7, 7], [2, 2], [(3, 3), (3, 3)]),
+        ([2, 4, 9, 10], 5, [3, 3], [2, 2], [(0, 0), (0, 0)]),
+        ([2, 4, 7, 9], 4, [3, 3], [2, 1], [(1, 1), (1, 1)]),
+        // Stride 3 with a 5x5 (more phases than kernel rows per phase); a 2x2 stride-2 patch.
+        ([2, 3, 11, 11], 4, [5, 5], [3, 3], [(2, 2), (2, 2)]),
+        ([2, 6, 8, 6], 7, [2, 2], [2, 2], [(0, 0), (0, 0)]),
+        // Uneven padding (Burn has none: against the GEMM path only).
+        ([2, 5, 8, 9], 6, [3, 3], [2, 2], [(0, 1), (1, 0)]),
+        // Several images per weight-gradient pass.
+        ([13, 32, 8, 8], 64, [3, 3], [2, 2], [(1, 1), (1, 1)]),
+    ];
+    let device = Device::flex().autodiff();
+    device.seed(17);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(4)
+        .build()
+        .unwrap();
+    for (i, &(shape, cout, kernel, stride, padding)) in cases.iter().enumerate() {
+        let g = ConvGeometry {
+            batch: shape[0],
+            in_channels: shape[1],
+            in_size: [shape[2], shape[3]],
+            out_channels: cout,
+            kernel,
+            stride,
+            padding,
+            dilation: [1, 1],
+            groups: 1,
+        };
+        assert!(direct::supports(&g), "strided case {i} should be supported");
+        let x: Tensor<4> = Tensor::random(shape, Distribution::Normal(0.0, 1.0), &device);
+        let w: Tensor<4> = Tensor::random(
+            [cout, shape[1], kernel[0], kernel[1]],
+            Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        let out_size = g.out_size().unwrap();
+        let out_shape = [shape[0], cout, out_size[0], out_size[1]];
+        let probe: Tensor<4> = Tensor::random(out_shape, Distribution::Normal(0.0, 1.0), &device);
+        let (xv, wv, pv) = (values(x.clone()), values(w.clone()), values(probe.clone()));
+        let ours = direct::forward(&g, &xv, &wv);
+        let dw = direct::backward_weight(&g, &xv, &pv);
+        // Batch 1 in a 4-worker pool: the output-channel blocks are shared out instead.
+        let first = pool.install(|| {
+            let g1 = ConvGeometry { batch: 1, ..g };
+            direct::forward(&g1, &xv[..g1.input_len()], &wv)
+        });
+        assert_close(
+            &format!("strided case {i} batch-1 forward"),
+            &first,
+            &ours[..first.len()],
+            1e-5,
+        );
+        let (want_y, want_dw) = if padding[0].0 == padding[0].1 && padding[1].0 == padding[1].1 {
+            let (xg, wg) = (x.require_grad(), w.require_grad());
+            let options = ConvOptions::new(stride, [padding[0].0, padding[1].0], [1, 1], 1);
+            let y = reference_conv2d(xg, wg.clone(), None, options);
+            let grads = (y.clone() * probe).sum().backward();
+            (values(y), values(wg.grad(&grads).unwrap()))
+        } else {
+            (
+                conv::gemm_forward(&g, &xv, &wv),
+                conv::gemm_backward_weight(&g, &xv, &pv),
+            )
+        };
+        assert_close(&format!("strided case {i} forward"), &ours, &want_y, 1e-5);
+        assert_close(&format!("strided case {i} dL/dw"), &dw, &want_dw, 1e-5);
     }
 }
 

@@ -331,22 +331,29 @@ impl ResidualBlock {
 
     /// y = act(F(x) + shortcut(x)), with the SE unit where it was configured.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.forward_observed(x, &mut no_tap).0
+        self.forward_observed(x, &mut no_tap, false).0
     }
 
     /// [`forward`](Self::forward), showing each conv unit's output to `tap` (`conv1`, `conv2`,
     /// `conv3`, `downsample`, in that order).
     pub fn forward_tapped(&self, x: Tensor<4>, tap: UnitTap) -> Tensor<4> {
-        self.forward_observed(x, tap).0
+        self.forward_observed(x, tap, false).0
     }
 
     /// [`forward`](Self::forward) and the gates `[N, C, 1, 1]` its SE unit applied, wherever
     /// the unit sits (`None` without SE): the data of the SE paper's excitation plots.
     pub fn forward_with_gates(&self, x: Tensor<4>) -> (Tensor<4>, Option<Tensor<4>>) {
-        self.forward_observed(x, &mut no_tap)
+        self.forward_observed(x, &mut no_tap, true)
     }
 
-    fn forward_observed(&self, x: Tensor<4>, tap: UnitTap) -> (Tensor<4>, Option<Tensor<4>>) {
+    /// The block's output, and its SE gates when `want_gates` (without them, a standard SE
+    /// unit and the block end run as one fused operation that keeps its gates to itself).
+    fn forward_observed(
+        &self,
+        x: Tensor<4>,
+        tap: UnitTap,
+        want_gates: bool,
+    ) -> (Tensor<4>, Option<Tensor<4>>) {
         let mut gates = None;
         let y = self.branch_tapped(x.clone(), &mut *tap, &mut gates);
         let shortcut = self.shortcut_tapped(x, tap, &mut gates);
@@ -356,6 +363,19 @@ impl ResidualBlock {
             && self.act == Activation::Relu
             && self.se_at(SePosition::Post).is_none()
         {
+            // Squeeze, excitation, scale, addition and ReLU as one operation when nobody asks
+            // for the gates (and both FCs have their biases, as built).
+            let fused = self.se_at(SePosition::Standard).filter(|_| !want_gates);
+            let fused = fused.and_then(|se| {
+                let b1 = se.fc1.bias.as_ref()?.val();
+                let b2 = se.fc2.bias.as_ref()?.val();
+                Some((se, b1, b2))
+            });
+            if let Some((se, b1, b2)) = fused {
+                let (w1, w2) = (se.fc1.weight.val(), se.fc2.weight.val());
+                let y = cnnzoo_kernels::se_scale_add_relu(y, w1, b1, w2, b2, sc.clone());
+                return (y, None);
+            }
             let y = match self.se_at(SePosition::Standard) {
                 Some(se) => {
                     let g = se.gates(y.clone());
