@@ -449,8 +449,12 @@ impl ConvKernels for Flex {
         }
         let g = geometry(&x, &weight, &options);
         let [oh, ow] = g.out_size().expect("validated");
-        let mut y = conv::conv2d_forward(&g, &f32s(&x), &f32s(&weight));
-        conv::add_channel_bias(&mut y, &f32s(&bias), oh * ow, relu);
+        let bias = f32s(&bias);
+        let epilogue = conv::Epilogue {
+            bias: Some(&bias),
+            relu,
+        };
+        let y = conv::conv2d_forward_with(&g, &f32s(&x), &f32s(&weight), epilogue);
         flex_tensor(y, [g.batch, g.out_channels, oh, ow])
     }
 

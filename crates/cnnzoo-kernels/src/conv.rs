@@ -1,15 +1,55 @@
 //! 2-D convolution on NCHW `f32` slices: forward, backward-data and backward-weight, each as
 //! one GEMM per image (and group) over an im2col buffer, or through [`crate::direct`]'s
-//! kernels where those apply (stride-1 convolutions over few channels).
+//! kernels where those apply (convolutions over few channels).
 //!
 //! Everything stays in NCHW, the layout the networks use end to end, so no layout copies are
 //! made around the GEMMs. Images are spread over rayon's pool and each worker reuses one
 //! im2col buffer; a 1x1 stride-1 unpadded convolution (the bottleneck's reduce and expand)
 //! reads its input as the GEMM operand directly, with no im2col at all.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use crate::buffer;
+use crate::simd::map_in_place;
+
+/// What the forward pass applies to each output value on its way out: a per-channel bias and
+/// a ReLU (an inference convolution with BatchNorm folded into it), so that no separate pass
+/// over the output is needed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Epilogue<'a> {
+    /// One value per output channel, added to its plane.
+    pub bias: Option<&'a [f32]>,
+    /// `max(v, 0)` after the bias.
+    pub relu: bool,
+}
+
+impl Epilogue<'_> {
+    /// Whether it changes nothing.
+    pub fn is_identity(&self) -> bool {
+        self.bias.is_none() && !self.relu
+    }
+
+    /// The function applied to the values of output channel `channel`.
+    pub(crate) fn for_channel(&self, channel: usize) -> impl Fn(f32) -> f32 + Copy + use<> {
+        let (b, relu) = (self.bias.map_or(0.0, |b| b[channel]), self.relu);
+        move |v: f32| {
+            let v = v + b;
+            if relu { v.max(0.0) } else { v }
+        }
+    }
+
+    /// Applies it in place to `planes` (`[c, plane]`), whose first channel is `first`.
+    pub(crate) fn apply(&self, planes: &mut [f32], plane: usize, first: usize) {
+        if self.is_identity() || plane == 0 {
+            return;
+        }
+        for (i, p) in planes.chunks_exact_mut(plane).enumerate() {
+            map_in_place(p, self.for_channel(first + i));
+        }
+    }
+}
 
 /// Shape and hyper-parameters of one convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -289,11 +329,72 @@ fn gemm_rm(
     // SAFETY: the slices hold at least m*n, m*k and k*n elements (asserted above in debug
     // builds, guaranteed by the callers' geometry), and the strides stay inside them.
     unsafe {
-        gemm::gemm(
+        gemm_raw(
             m,
             n,
             k,
             dst.as_mut_ptr(),
+            accumulate,
+            (lhs, lhs_cs, lhs_rs),
+            (rhs, rhs_cs, rhs_rs),
+            par,
+        )
+    }
+}
+
+/// `dst[m, n] = lhs[m, k] * rhs[k, n]` into an uninitialised `dst` (the GEMM writes every
+/// element and reads none: no zeroing pass first), operands row-major and untransposed.
+#[allow(clippy::too_many_arguments)]
+fn gemm_rm_into(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [MaybeUninit<f32>],
+    lhs: &[f32],
+    rhs: &[f32],
+    par: gemm::Parallelism,
+) {
+    assert!(dst.len() >= m * n && lhs.len() >= m * k && rhs.len() >= k * n);
+    // SAFETY: bounds asserted above; with `accumulate` false the GEMM never reads `dst`, and
+    // it writes all m * n elements.
+    unsafe {
+        gemm_raw(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr().cast::<f32>(),
+            false,
+            (lhs, 1, k as isize),
+            (rhs, 1, n as isize),
+            par,
+        )
+    }
+}
+
+/// The `gemm` crate's call on a row-major `dst` with `n` columns; each operand with its
+/// column and row strides.
+///
+/// # Safety
+/// `dst` must be valid for `m * n` writes (and reads when `accumulate`), and the strides must
+/// keep every operand access inside its slice.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_raw(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut f32,
+    accumulate: bool,
+    (lhs, lhs_cs, lhs_rs): (&[f32], isize, isize),
+    (rhs, rhs_cs, rhs_rs): (&[f32], isize, isize),
+    par: gemm::Parallelism,
+) {
+    // SAFETY: as the caller guarantees.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst,
             1,
             n as isize,
             accumulate,
@@ -316,16 +417,40 @@ fn gemm_rm(
 /// Forward convolution without bias: `x` `[N, C, H, W]`, `weight` `[O, C/g, kh, kw]`;
 /// returns `[N, O, OH, OW]`.
 pub fn conv2d_forward(g: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
+    conv2d_forward_with(g, x, weight, Epilogue::default())
+}
+
+/// [`conv2d_forward`] with `epilogue` applied to every output value as it is written.
+pub fn conv2d_forward_with(
+    g: &ConvGeometry,
+    x: &[f32],
+    weight: &[f32],
+    epilogue: Epilogue,
+) -> Vec<f32> {
+    if let Some(b) = epilogue.bias {
+        assert_eq!(b.len(), g.out_channels, "one bias per output channel");
+    }
     if crate::direct::applies(g) {
-        crate::direct::forward(g, x, weight)
+        crate::direct::forward_with(g, x, weight, epilogue)
     } else {
-        gemm_forward(g, x, weight)
+        gemm_forward_with(g, x, weight, epilogue)
     }
 }
 
 /// Forward convolution without bias through im2col + GEMM, whatever [`crate::direct::applies`]
 /// says.
 pub fn gemm_forward(g: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
+    gemm_forward_with(g, x, weight, Epilogue::default())
+}
+
+/// [`gemm_forward`] with `epilogue` applied to each image's output right after its GEMMs,
+/// while the worker that wrote it still has it in cache.
+pub fn gemm_forward_with(
+    g: &ConvGeometry,
+    x: &[f32],
+    weight: &[f32],
+    epilogue: Epilogue,
+) -> Vec<f32> {
     assert_eq!(x.len(), g.input_len(), "input length");
     assert_eq!(weight.len(), g.weight_len(), "weight length");
     let (k, p, cout_g) = (g.k(), g.p(), g.cout_g());
@@ -350,9 +475,19 @@ pub fn gemm_forward(g: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
             true,
             all_workers(),
         );
+        if !epilogue.is_identity() {
+            for row in out.chunks_exact_mut(o) {
+                for (c, v) in row.iter_mut().enumerate() {
+                    *v = epilogue.for_channel(c)(*v);
+                }
+            }
+        }
         return out;
     }
     let par = gemm_parallelism(g.batch);
+    // Fewer images than workers: each GEMM is threaded, so the epilogue gets its own
+    // parallel pass afterwards instead of running on one worker per image.
+    let per_image = g.batch >= rayon::current_num_threads();
     let mut out = buffer::uninit(g.output_len());
     out.par_chunks_mut(out_img)
         .zip(x.par_chunks(in_img))
@@ -360,17 +495,28 @@ pub fn gemm_forward(g: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
         .for_each_init(
             || cols_buffer(g),
             |cols, (y, xi)| {
-                let y = buffer::zeroed(y);
                 for gi in 0..g.groups {
                     let rhs = columns(g, xi, gi, cols);
                     let yg = &mut y[gi * cout_g * p..(gi + 1) * cout_g * p];
                     let wg = &weight[gi * cout_g * k..(gi + 1) * cout_g * k];
-                    gemm_rm(cout_g, p, k, yg, false, wg, false, rhs, false, par);
+                    gemm_rm_into(cout_g, p, k, yg, wg, rhs, par);
+                }
+                if per_image {
+                    // SAFETY: the GEMMs above wrote every group's channels of this image.
+                    let y = unsafe { &mut *(y as *mut [MaybeUninit<f32>] as *mut [f32]) };
+                    epilogue.apply(y, p, 0);
                 }
             },
         );
-    // SAFETY: every image's chunk went through `buffer::zeroed`.
-    unsafe { buffer::assume_init(out) }
+    // SAFETY: every image's groups were written by `gemm_rm_into`, which writes all of its
+    // cout_g * p outputs.
+    let mut out = unsafe { buffer::assume_init(out) };
+    if !per_image {
+        out.par_chunks_mut(p)
+            .enumerate()
+            .for_each(|(i, plane)| epilogue.apply(plane, p, i % g.out_channels));
+    }
+    out
 }
 
 /// Gradient with respect to the input: `dy` `[N, O, OH, OW]`, `weight` `[O, C/g, kh, kw]`;
@@ -509,25 +655,4 @@ pub(crate) fn sum_over_image_runs(
         }
     }
     total
-}
-
-/// Adds `bias[c]` to every element of each `plane`-sized channel plane of `y` (`[N, C, ...]`),
-/// then clips at 0 when `relu`, the planes spread over rayon's pool.
-pub fn add_channel_bias(y: &mut [f32], bias: &[f32], plane: usize, relu: bool) {
-    if plane == 0 || bias.is_empty() {
-        return;
-    }
-    assert_eq!(y.len() % (bias.len() * plane), 0, "bias per channel");
-    y.par_chunks_mut(plane).enumerate().for_each(|(i, p)| {
-        let b = bias[i % bias.len()];
-        if relu {
-            for v in p {
-                *v = (*v + b).max(0.0);
-            }
-        } else {
-            for v in p {
-                *v += b;
-            }
-        }
-    });
 }

@@ -28,7 +28,8 @@ use std::mem::MaybeUninit;
 use rayon::prelude::*;
 
 use crate::buffer;
-use crate::conv::{self, ConvGeometry};
+use crate::conv::{self, ConvGeometry, Epilogue};
+use crate::simd::map1;
 
 /// f32 lanes of one AVX register.
 const LANES: usize = 8;
@@ -281,14 +282,26 @@ impl Wide {
     }
 
     /// Writes the valid columns of the wide rows `src` (`[c, qr]`) to all of `dst`
-    /// (`[c, oh, ow]`; `src` may hold more channels than `dst`).
-    fn narrow_planes(&self, src: &[f32], dst: &mut [MaybeUninit<f32>]) {
-        for (d, s) in dst
+    /// (`[c, oh, ow]`; `src` may hold more channels than `dst`), through `epilogue` for output
+    /// channels `first..`.
+    fn narrow_planes(
+        &self,
+        src: &[f32],
+        dst: &mut [MaybeUninit<f32>],
+        epilogue: &Epilogue,
+        first: usize,
+    ) {
+        let planes = dst
             .chunks_exact_mut(self.oh * self.ow)
-            .zip(src.chunks_exact(self.qr))
-        {
+            .zip(src.chunks_exact(self.qr));
+        for (c, (d, s)) in planes.enumerate() {
             for (oy, row) in d.chunks_exact_mut(self.ow).enumerate() {
-                row.write_copy_of_slice(&s[oy * self.wp..][..self.ow]);
+                let wide = &s[oy * self.wp..][..self.ow];
+                if epilogue.is_identity() {
+                    row.write_copy_of_slice(wide);
+                } else {
+                    map1(row, wide, epilogue.for_channel(first + c));
+                }
             }
         }
     }
@@ -330,6 +343,11 @@ fn pack_weights(g: &ConvGeometry, weight: &[f32]) -> Vec<f32> {
 /// Forward convolution (no bias) through the direct kernel; same contract as
 /// [`crate::conv::conv2d_forward`]. Panics unless [`supports`] holds.
 pub fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
+    forward_with(g, x, weight, Epilogue::default())
+}
+
+/// [`forward`] with `epilogue` applied as each output row is written.
+pub fn forward_with(g: &ConvGeometry, x: &[f32], weight: &[f32], epilogue: Epilogue) -> Vec<f32> {
     assert!(supports(g), "direct convolution does not support {g:?}");
     assert_eq!(x.len(), g.input_len(), "input length");
     assert_eq!(weight.len(), g.weight_len(), "weight length");
@@ -365,7 +383,8 @@ pub fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
                             |yw, (b, yb)| {
                                 let wb = &packed[(gi * blocks + b) * block_len..][..block_len];
                                 conv_block(&wd, xg, cin_g, wb, yw, 0..wd.qr);
-                                wd.narrow_planes(yw, yb);
+                                let first = gi * cout_g + b * OCB;
+                                wd.narrow_planes(yw, yb, &epilogue, first);
                             },
                         );
                 });
@@ -398,7 +417,8 @@ pub fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
                             conv_block(&wd, xp, cin_g, wb, yb, q0..q1);
                         }
                     }
-                    wd.narrow_planes(yw, &mut y[gi * cout_g * out_plane..][..cout_g * out_plane]);
+                    let yg = &mut y[gi * cout_g * out_plane..][..cout_g * out_plane];
+                    wd.narrow_planes(yw, yg, &epilogue, gi * cout_g);
                 }
             },
         );

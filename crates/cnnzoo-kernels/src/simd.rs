@@ -102,3 +102,12 @@ multiversion! {
         }
     }
 }
+
+multiversion! {
+    /// Replaces every `v` of `p` with `f(v)`.
+    fn map_in_place<F: Fn(f32) -> f32>(p: &mut [f32], f: F) {
+        for v in p.iter_mut() {
+            *v = f(*v);
+        }
+    }
+}

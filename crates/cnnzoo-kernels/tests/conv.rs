@@ -261,8 +261,24 @@ fn without_autodiff_matches_burn() {
 
 #[test]
 fn inference_bias_matches_burn() {
-    // Without autodiff the bias is added inside cnnzoo's conv op: every case, so each kernel
-    // path (direct, im2col + GEMM, pointwise, matrix product) gets it.
+    inference_bias_cases();
+}
+
+#[test]
+fn inference_bias_with_fewer_images_than_workers() {
+    // A 4-worker pool puts every case's batch below the worker count: the GEMM path threads
+    // each GEMM and applies the bias in its own pass, the direct path shares out channels.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(4)
+        .build()
+        .unwrap();
+    pool.install(inference_bias_cases);
+}
+
+fn inference_bias_cases() {
+    // Without autodiff the bias (and the ReLU) are applied as the conv op writes its output:
+    // every case, so each kernel path (direct, im2col + GEMM, pointwise, matrix product) gets
+    // them.
     let device = Device::flex();
     device.seed(21);
     for (i, c) in CASES.iter().enumerate() {
