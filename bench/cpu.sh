@@ -7,7 +7,8 @@
 #
 # Usage: bench/cpu.sh [run|report|all]
 #   PYTHON (default python3) needs torch and timm; THREADS (default 2); ROUNDS (default 2);
-#   CASES: a regular expression picking cases by their name (default: all).
+#   CASES: a regular expression picking cases by their name (default: all); LOG: the jsonl
+#   file (default results/cpu/cpu_bench.jsonl).
 # An interrupted run continues where it stopped: (case, arm, round) lines already in the
 # jsonl file are not measured again. Delete the file to start over.
 set -euo pipefail
@@ -17,7 +18,7 @@ python=${PYTHON:-python3}
 threads=${THREADS:-2}
 rounds=${ROUNDS:-2}
 pick=${CASES:-.}
-log=results/cpu/cpu_bench.jsonl
+log=${LOG:-results/cpu/cpu_bench.jsonl}
 bin=target/debug/cnnzoo
 
 # name | model | mode | batch | CxHxW | classes | extra flags | warm-up | timed iterations

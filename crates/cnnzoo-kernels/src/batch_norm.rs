@@ -9,7 +9,7 @@
 use rayon::prelude::*;
 
 use crate::buffer;
-use crate::simd::{lane_sum, lane_sums2, map1, map2};
+use crate::simd::{lane_sums2, map1, map2};
 
 /// Layout of a BatchNorm input: `batch` x `channels` planes of `plane` elements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,19 +66,27 @@ pub fn forward_train(
     relu: bool,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     assert_eq!(x.len(), s.len(), "input length");
+    // One pass per channel: sums of (v - k) and (v - k)^2 around a value k of the channel
+    // itself, so that the difference of the two moments does not cancel the variance away
+    // when the mean is large against the spread (the shifted-data algorithm); f32 sums per
+    // plane (vectorised), f64 across planes.
     let stats: Vec<(f64, f64)> = (0..s.channels)
         .into_par_iter()
         .map(|c| {
-            // Two passes (mean, then squared deviations) so a large mean cannot cancel the
-            // variance away; f32 sums per plane (vectorised), f64 across planes.
-            let sum: f64 = s.planes(x, c).map(|p| lane_sum(p, |v| v) as f64).sum();
-            let mean = sum / s.count();
-            let m = mean as f32;
-            let sq: f64 = s
+            let k = s
                 .planes(x, c)
-                .map(|p| lane_sum(p, |v| (v - m) * (v - m)) as f64)
-                .sum();
-            (mean, sq / s.count())
+                .find_map(|p| p.first().copied())
+                .unwrap_or(0.0);
+            let (mut sum, mut sq) = (0.0f64, 0.0f64);
+            for p in s.planes(x, c) {
+                let (a, b) = lane_sums2(p, p, |v, _| (v - k, (v - k) * (v - k)));
+                sum += a as f64;
+                sq += b as f64;
+            }
+            let n = s.count();
+            let shifted_mean = sum / n;
+            let var = (sq / n - shifted_mean * shifted_mean).max(0.0);
+            (k as f64 + shifted_mean, var)
         })
         .collect();
     let scale_shift: Vec<(f32, f32)> = (0..s.channels)
