@@ -52,6 +52,21 @@ pub trait ConvKernels: Backend {
         if relu { Self::relu(y) } else { y }
     }
 
+    /// `relu(conv2d(x, weight, bias) + residual)`, `residual` of the output's shape: the last
+    /// convolution of a residual branch with the block's addition and ReLU, for inference (no
+    /// autodiff backward of its own: [`conv2d_add_relu`] calls it only on devices without
+    /// autodiff).
+    fn cnnzoo_conv2d_bias_add_relu(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        residual: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        let y = Self::conv2d(x, weight, Some(bias), options);
+        Self::relu(Self::float_add(y, residual))
+    }
+
     /// Gradient of [`Self::cnnzoo_conv2d`] with respect to `x`.
     fn cnnzoo_conv2d_x_backward(
         x: FloatTensor<Self>,
@@ -452,10 +467,43 @@ impl ConvKernels for Flex {
         let bias = f32s(&bias);
         let epilogue = conv::Epilogue {
             bias: Some(&bias),
+            residual: None,
             relu,
         };
         let y = conv::conv2d_forward_with(&g, &f32s(&x), &f32s(&weight), epilogue);
         flex_tensor(y, [g.batch, g.out_channels, oh, ow])
+    }
+
+    fn cnnzoo_conv2d_bias_add_relu(
+        x: FlexTensor,
+        weight: FlexTensor,
+        bias: FlexTensor,
+        residual: FlexTensor,
+        options: ConvOptions<2>,
+    ) -> FlexTensor {
+        let fits = bias.dtype() == DType::F32
+            && bias.shape().num_dims() == 1
+            && bias.shape()[0] == weight.shape()[0]
+            && residual.dtype() == DType::F32
+            && fast_path(&[&x, &weight], &options);
+        let g = fits.then(|| geometry(&x, &weight, &options));
+        let out = g.as_ref().and_then(|g| {
+            let [oh, ow] = g.out_size()?;
+            let shape = [g.batch, g.out_channels, oh, ow];
+            (residual.shape().dims::<4>() == shape).then_some(shape)
+        });
+        let (Some(g), Some(shape)) = (g, out) else {
+            let y = Flex::conv2d(x, weight, Some(bias), options);
+            return burn_add_relu::<Flex>(y, residual);
+        };
+        let (bias, residual) = (f32s(&bias), f32s(&residual));
+        let epilogue = conv::Epilogue {
+            bias: Some(&bias),
+            residual: Some(&residual),
+            relu: true,
+        };
+        let y = conv::conv2d_forward_with(&g, &f32s(&x), &f32s(&weight), epilogue);
+        flex_tensor(y, shape)
     }
 
     fn cnnzoo_conv2d_x_backward(
@@ -1328,6 +1376,32 @@ pub fn conv2d_relu(
             ))
         }
         bias => burn::tensor::activation::relu(conv2d(x, weight, bias, options)),
+    }
+}
+
+/// `relu(conv2d(x, weight, bias, options) + residual)`: the last convolution of a residual
+/// branch (BatchNorm folded into its bias) with the block's addition and ReLU. On the CPU
+/// without autodiff (inference) the addition and the ReLU happen as the convolution writes its
+/// output; elsewhere, or for shapes that do not fit, Burn's operations.
+pub fn conv2d_add_relu(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    residual: Tensor<4>,
+    options: ConvOptions<2>,
+) -> Tensor<4> {
+    let shapes_agree = conv_shapes_agree(&x, &weight, bias.as_ref(), &options);
+    match bias {
+        Some(b) if shapes_agree && x.device() == Device::flex() => {
+            Tensor::from_dispatch(<Dispatch as ConvKernels>::cnnzoo_conv2d_bias_add_relu(
+                x.into_dispatch(),
+                weight.into_dispatch(),
+                b.into_dispatch(),
+                residual.into_dispatch(),
+                options,
+            ))
+        }
+        bias => burn::tensor::activation::relu(conv2d(x, weight, bias, options) + residual),
     }
 }
 

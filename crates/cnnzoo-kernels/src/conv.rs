@@ -12,27 +12,30 @@ use std::mem::MaybeUninit;
 use rayon::prelude::*;
 
 use crate::buffer;
-use crate::simd::map_in_place;
+use crate::simd::{map_in_place, map_in_place2, map1, map2};
 
-/// What the forward pass applies to each output value on its way out: a per-channel bias and
-/// a ReLU (an inference convolution with BatchNorm folded into it), so that no separate pass
-/// over the output is needed.
+/// What the forward pass applies to each output value on its way out: a per-channel bias, a
+/// residual operand of the output's shape, and a ReLU, in that order (an inference
+/// convolution with BatchNorm folded into it, and the last one of a residual block with the
+/// block's addition and ReLU), so that no separate pass over the output is needed.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Epilogue<'a> {
     /// One value per output channel, added to its plane.
     pub bias: Option<&'a [f32]>,
-    /// `max(v, 0)` after the bias.
+    /// A tensor of the output's shape (`[N, O, OH, OW]`), added element by element.
+    pub residual: Option<&'a [f32]>,
+    /// `max(v, 0)` last.
     pub relu: bool,
 }
 
 impl Epilogue<'_> {
     /// Whether it changes nothing.
     pub fn is_identity(&self) -> bool {
-        self.bias.is_none() && !self.relu
+        self.bias.is_none() && self.residual.is_none() && !self.relu
     }
 
-    /// The function applied to the values of output channel `channel`.
-    pub(crate) fn for_channel(&self, channel: usize) -> impl Fn(f32) -> f32 + Copy + use<> {
+    /// Bias and ReLU of output channel `channel` around a pre-added value.
+    fn finish(&self, channel: usize) -> impl Fn(f32) -> f32 + Copy + use<> {
         let (b, relu) = (self.bias.map_or(0.0, |b| b[channel]), self.relu);
         move |v: f32| {
             let v = v + b;
@@ -40,13 +43,38 @@ impl Epilogue<'_> {
         }
     }
 
-    /// Applies it in place to `planes` (`[c, plane]`), whose first channel is `first`.
-    pub(crate) fn apply(&self, planes: &mut [f32], plane: usize, first: usize) {
+    /// Writes `src` through the epilogue to `dst`, a run of output channel `channel` that
+    /// starts at element `offset` of the whole output.
+    pub(crate) fn write(
+        &self,
+        dst: &mut [MaybeUninit<f32>],
+        src: &[f32],
+        channel: usize,
+        offset: usize,
+    ) {
+        if self.is_identity() {
+            dst.write_copy_of_slice(&src[..dst.len()]);
+            return;
+        }
+        let f = self.finish(channel);
+        match self.residual {
+            Some(r) => map2(dst, src, &r[offset..], |v, r| f(v + r)),
+            None => map1(dst, src, f),
+        }
+    }
+
+    /// Applies it in place to `planes` (`[c, plane]`), the planes of output channels
+    /// `first..` starting at element `offset` of the whole output.
+    pub(crate) fn apply(&self, planes: &mut [f32], plane: usize, first: usize, offset: usize) {
         if self.is_identity() || plane == 0 {
             return;
         }
         for (i, p) in planes.chunks_exact_mut(plane).enumerate() {
-            map_in_place(p, self.for_channel(first + i));
+            let f = self.finish(first + i);
+            match self.residual {
+                Some(r) => map_in_place2(p, &r[offset + i * plane..], |v, r| f(v + r)),
+                None => map_in_place(p, f),
+            }
         }
     }
 }
@@ -430,6 +458,9 @@ pub fn conv2d_forward_with(
     if let Some(b) = epilogue.bias {
         assert_eq!(b.len(), g.out_channels, "one bias per output channel");
     }
+    if let Some(r) = epilogue.residual {
+        assert_eq!(r.len(), g.output_len(), "residual of the output's shape");
+    }
     if crate::direct::applies(g) {
         crate::direct::forward_with(g, x, weight, epilogue)
     } else {
@@ -475,13 +506,10 @@ pub fn gemm_forward_with(
             true,
             all_workers(),
         );
-        if !epilogue.is_identity() {
-            for row in out.chunks_exact_mut(o) {
-                for (c, v) in row.iter_mut().enumerate() {
-                    *v = epilogue.for_channel(c)(*v);
-                }
-            }
-        }
+        // [N, O] with 1x1 planes: each value is its own channel's plane.
+        out.chunks_exact_mut(1)
+            .enumerate()
+            .for_each(|(i, v)| epilogue.apply(v, 1, i % o, i));
         return out;
     }
     let par = gemm_parallelism(g.batch);
@@ -491,10 +519,11 @@ pub fn gemm_forward_with(
     let mut out = buffer::uninit(g.output_len());
     out.par_chunks_mut(out_img)
         .zip(x.par_chunks(in_img))
+        .enumerate()
         .with_min_len(images_per_worker(g.batch))
         .for_each_init(
             || cols_buffer(g),
-            |cols, (y, xi)| {
+            |cols, (n, (y, xi))| {
                 for gi in 0..g.groups {
                     let rhs = columns(g, xi, gi, cols);
                     let yg = &mut y[gi * cout_g * p..(gi + 1) * cout_g * p];
@@ -504,7 +533,7 @@ pub fn gemm_forward_with(
                 if per_image {
                     // SAFETY: the GEMMs above wrote every group's channels of this image.
                     let y = unsafe { &mut *(y as *mut [MaybeUninit<f32>] as *mut [f32]) };
-                    epilogue.apply(y, p, 0);
+                    epilogue.apply(y, p, 0, n * out_img);
                 }
             },
         );
@@ -514,7 +543,7 @@ pub fn gemm_forward_with(
     if !per_image {
         out.par_chunks_mut(p)
             .enumerate()
-            .for_each(|(i, plane)| epilogue.apply(plane, p, i % g.out_channels));
+            .for_each(|(i, plane)| epilogue.apply(plane, p, i % g.out_channels, i * p));
     }
     out
 }

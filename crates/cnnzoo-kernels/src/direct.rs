@@ -29,7 +29,6 @@ use rayon::prelude::*;
 
 use crate::buffer;
 use crate::conv::{self, ConvGeometry, Epilogue};
-use crate::simd::map1;
 
 /// f32 lanes of one AVX register.
 const LANES: usize = 8;
@@ -282,26 +281,24 @@ impl Wide {
     }
 
     /// Writes the valid columns of the wide rows `src` (`[c, qr]`) to all of `dst`
-    /// (`[c, oh, ow]`; `src` may hold more channels than `dst`), through `epilogue` for output
-    /// channels `first..`.
+    /// (`[c, oh, ow]`; `src` may hold more channels than `dst`) through `epilogue`: `dst`
+    /// holds output channels `first..` and starts at element `offset` of the whole output.
     fn narrow_planes(
         &self,
         src: &[f32],
         dst: &mut [MaybeUninit<f32>],
         epilogue: &Epilogue,
         first: usize,
+        offset: usize,
     ) {
+        let out_plane = self.oh * self.ow;
         let planes = dst
-            .chunks_exact_mut(self.oh * self.ow)
+            .chunks_exact_mut(out_plane)
             .zip(src.chunks_exact(self.qr));
         for (c, (d, s)) in planes.enumerate() {
             for (oy, row) in d.chunks_exact_mut(self.ow).enumerate() {
-                let wide = &s[oy * self.wp..][..self.ow];
-                if epilogue.is_identity() {
-                    row.write_copy_of_slice(wide);
-                } else {
-                    map1(row, wide, epilogue.for_channel(first + c));
-                }
+                let at = offset + c * out_plane + oy * self.ow;
+                epilogue.write(row, &s[oy * self.wp..][..self.ow], first + c, at);
             }
         }
     }
@@ -369,7 +366,7 @@ pub fn forward_with(g: &ConvGeometry, x: &[f32], weight: &[f32], epilogue: Epilo
         let images = out
             .chunks_mut(g.out_channels * out_plane)
             .zip(x.chunks(g.in_channels * in_plane));
-        for (y, xi) in images {
+        for (n, (y, xi)) in images.enumerate() {
             wd.pad_planes(xi, &mut xp);
             let xp = &xp;
             y.par_chunks_mut(cout_g * out_plane)
@@ -384,7 +381,8 @@ pub fn forward_with(g: &ConvGeometry, x: &[f32], weight: &[f32], epilogue: Epilo
                                 let wb = &packed[(gi * blocks + b) * block_len..][..block_len];
                                 conv_block(&wd, xg, cin_g, wb, yw, 0..wd.qr);
                                 let first = gi * cout_g + b * OCB;
-                                wd.narrow_planes(yw, yb, &epilogue, first);
+                                let at = n * g.out_channels * out_plane + first * out_plane;
+                                wd.narrow_planes(yw, yb, &epilogue, first, at);
                             },
                         );
                 });
@@ -395,6 +393,7 @@ pub fn forward_with(g: &ConvGeometry, x: &[f32], weight: &[f32], epilogue: Epilo
     }
     out.par_chunks_mut(g.out_channels * out_plane)
         .zip(x.par_chunks(g.in_channels * in_plane))
+        .enumerate()
         .with_min_len(g.batch.div_ceil(rayon::current_num_threads().max(1)))
         .for_each_init(
             || {
@@ -403,7 +402,7 @@ pub fn forward_with(g: &ConvGeometry, x: &[f32], weight: &[f32], epilogue: Epilo
                     vec![0.0f32; blocks * OCB * wd.qr],
                 )
             },
-            |(xp, yw), (y, xi)| {
+            |(xp, yw), (n, (y, xi))| {
                 for gi in 0..g.groups {
                     wd.pad_planes(&xi[gi * cin_g * in_plane..][..cin_g * in_plane], xp);
                     // A few tiles at a time through every block, so the input rows they read
@@ -418,7 +417,8 @@ pub fn forward_with(g: &ConvGeometry, x: &[f32], weight: &[f32], epilogue: Epilo
                         }
                     }
                     let yg = &mut y[gi * cout_g * out_plane..][..cout_g * out_plane];
-                    wd.narrow_planes(yw, yg, &epilogue, gi * cout_g);
+                    let at = (n * g.out_channels + gi * cout_g) * out_plane;
+                    wd.narrow_planes(yw, yg, &epilogue, gi * cout_g, at);
                 }
             },
         );

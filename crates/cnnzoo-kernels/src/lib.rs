@@ -18,7 +18,7 @@ mod simd;
 pub mod squeeze_excite;
 
 pub use backend::{
-    ConvKernels, add_relu, batch_norm, batch_norm_train, conv2d, conv2d_relu, scale_add_relu,
-    se_scale_add_relu, uses_kernels,
+    ConvKernels, add_relu, batch_norm, batch_norm_train, conv2d, conv2d_add_relu, conv2d_relu,
+    scale_add_relu, se_scale_add_relu, uses_kernels,
 };
 pub use conv::ConvGeometry;

@@ -111,3 +111,14 @@ multiversion! {
         }
     }
 }
+
+multiversion! {
+    /// Replaces every `v` of `p` with `f(v, r)`, `r` the matching element of `q` (at least as
+    /// long).
+    fn map_in_place2<F: Fn(f32, f32) -> f32>(p: &mut [f32], q: &[f32], f: F) {
+        let n = p.len();
+        for (v, r) in p.iter_mut().zip(&q[..n]) {
+            *v = f(*v, *r);
+        }
+    }
+}

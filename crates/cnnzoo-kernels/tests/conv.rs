@@ -8,7 +8,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::module::conv2d as reference_conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
-use cnnzoo_kernels::{conv2d, conv2d_relu, uses_kernels};
+use cnnzoo_kernels::{conv2d, conv2d_add_relu, conv2d_relu, uses_kernels};
 
 /// One case: input `[N, C, H, W]`, output channels, kernel, stride, padding, dilation, groups.
 struct Case {
@@ -276,7 +276,8 @@ fn inference_bias_with_fewer_images_than_workers() {
 }
 
 fn inference_bias_cases() {
-    // Without autodiff the bias (and the ReLU) are applied as the conv op writes its output:
+    // Without autodiff the bias (and the residual, and the ReLU) are applied as the conv op
+    // writes its output:
     // every case, so each kernel path (direct, im2col + GEMM, pointwise, matrix product) gets
     // them.
     let device = Device::flex();
@@ -292,6 +293,21 @@ fn inference_bias_cases() {
             &format!("case {i} with bias"),
             &ours,
             &values(reference.clone()),
+            1e-5,
+        );
+        let residual: Tensor<4> =
+            Tensor::random(reference.dims(), Distribution::Normal(0.0, 1.0), &device);
+        let ours = values(conv2d_add_relu(
+            x.clone(),
+            w.clone(),
+            Some(b.clone()),
+            residual.clone(),
+            options(c),
+        ));
+        assert_close(
+            &format!("case {i} with bias + residual + ReLU"),
+            &ours,
+            &values(relu(reference.clone() + residual)),
             1e-5,
         );
         let ours = values(conv2d_relu(x, w, Some(b), options(c)));

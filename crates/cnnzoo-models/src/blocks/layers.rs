@@ -40,6 +40,20 @@ pub fn conv_act(conv: &Conv2d, x: Tensor<4>, act: Option<Activation>) -> Tensor<
     }
 }
 
+/// `relu(conv.forward(x) + residual)`: the last convolution of a residual branch (BatchNorm
+/// folded into it) with the block's addition and ReLU, applied as the convolution writes its
+/// output at inference.
+pub fn conv_add_relu(conv: &Conv2d, x: Tensor<4>, residual: Tensor<4>) -> Tensor<4> {
+    let options = conv_options(conv, &x);
+    cnnzoo_kernels::conv2d_add_relu(
+        x,
+        conv.weight.val(),
+        conv.bias.as_ref().map(|b| b.val()),
+        residual,
+        options,
+    )
+}
+
 /// The convolution options of `conv` applied to `x` (its `Same` padding depends on `x`'s size).
 fn conv_options(conv: &Conv2d, x: &Tensor<4>) -> ConvOptions<2> {
     let [_, _, height, width] = x.dims();

@@ -10,6 +10,7 @@ use burn::tensor::{Device, Tensor, s};
 use serde::{Deserialize, Serialize};
 
 use super::conv_bn_act::{Activation, ConvBnAct, ConvBnActConfig, Norm, UnitTap, no_tap};
+use super::layers::conv_add_relu;
 use super::squeeze_excite::{SePosition, SeSettings, SqueezeExcite};
 use crate::summary::{FeatureShape, ShapeError, Summarize, Summary, join};
 
@@ -303,6 +304,30 @@ impl ResidualBlock {
         }
     }
 
+    /// The branch's last unit when the block end can absorb it: a bare biased convolution
+    /// (BatchNorm folded into it, no activation) followed directly by the addition and a ReLU,
+    /// with no SE unit in between.
+    fn absorbable_last_unit(&self) -> Option<&ConvBnAct> {
+        let last = self.conv3.as_ref().unwrap_or(&self.conv2);
+        let bare = last.bn.is_none() && last.act.is_none() && last.conv.bias.is_some();
+        let plain_end = self.act == Activation::Relu
+            && self.se_at(SePosition::Standard).is_none()
+            && self.se_at(SePosition::Post).is_none()
+            && self.se_at(SePosition::Identity).is_none();
+        (bare && plain_end).then_some(last)
+    }
+
+    /// The branch up to the input of its last unit (no taps).
+    fn branch_before_last(&self, x: Tensor<4>, gates: &mut Option<Tensor<4>>) -> Tensor<4> {
+        let y = self
+            .conv1
+            .forward(self.excite_at(SePosition::Pre, x, gates));
+        match &self.conv3 {
+            Some(_) => self.conv2.forward(y),
+            None => y,
+        }
+    }
+
     /// The shortcut path, or `None` for a plain block.
     pub fn shortcut(&self, x: Tensor<4>) -> Option<Tensor<4>> {
         self.shortcut_tapped(x, &mut no_tap, &mut None)
@@ -331,30 +356,40 @@ impl ResidualBlock {
 
     /// y = act(F(x) + shortcut(x)), with the SE unit where it was configured.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.forward_observed(x, &mut no_tap, false).0
+        self.forward_observed(x, &mut no_tap, Observe::Nothing).0
     }
 
     /// [`forward`](Self::forward), showing each conv unit's output to `tap` (`conv1`, `conv2`,
     /// `conv3`, `downsample`, in that order).
     pub fn forward_tapped(&self, x: Tensor<4>, tap: UnitTap) -> Tensor<4> {
-        self.forward_observed(x, tap, false).0
+        self.forward_observed(x, tap, Observe::Units).0
     }
 
     /// [`forward`](Self::forward) and the gates `[N, C, 1, 1]` its SE unit applied, wherever
     /// the unit sits (`None` without SE): the data of the SE paper's excitation plots.
     pub fn forward_with_gates(&self, x: Tensor<4>) -> (Tensor<4>, Option<Tensor<4>>) {
-        self.forward_observed(x, &mut no_tap, true)
+        self.forward_observed(x, &mut no_tap, Observe::Gates)
     }
 
-    /// The block's output, and its SE gates when `want_gates` (without them, a standard SE
-    /// unit and the block end run as one fused operation that keeps its gates to itself).
+    /// The block's output, and its SE gates when `observe` asks for them. Unobserved parts
+    /// run fused: a standard SE unit with the block end (its gates stay inside), and at
+    /// inference the branch's last convolution with the addition and ReLU (its output is not
+    /// shown to the tap).
     fn forward_observed(
         &self,
         x: Tensor<4>,
         tap: UnitTap,
-        want_gates: bool,
+        observe: Observe,
     ) -> (Tensor<4>, Option<Tensor<4>>) {
         let mut gates = None;
+        if observe == Observe::Nothing
+            && let Some(last) = self.absorbable_last_unit()
+            && let Some(sc) = self.shortcut_tapped(x.clone(), tap, &mut gates)
+        {
+            let h = self.branch_before_last(x, &mut gates);
+            return (conv_add_relu(&last.conv, h, sc), gates);
+        }
+        let want_gates = observe == Observe::Gates;
         let y = self.branch_tapped(x.clone(), &mut *tap, &mut gates);
         let shortcut = self.shortcut_tapped(x, tap, &mut gates);
         // ReLU right after the addition (no SE-POST unit between): the addition, a standard SE
@@ -394,6 +429,16 @@ impl ResidualBlock {
         let y = self.excite_at(SePosition::Post, y, &mut gates);
         (self.act.apply(y), gates)
     }
+}
+
+/// What a caller of [`ResidualBlock::forward_observed`] looks at besides the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Observe {
+    Nothing,
+    /// Each conv unit's output, through the tap.
+    Units,
+    /// The SE unit's gates.
+    Gates,
 }
 
 /// Option A: subsample by `stride`, then append `extra` zero channels.

@@ -8,7 +8,7 @@ use burn::tensor::{Device, Tensor};
 use crate::blocks::squeeze_excite::SeSettings;
 use crate::blocks::{
     Activation, BlockKind, Head, HeadKind, Norm, ResidualBlock, ResidualBlockConfig, ShortcutKind,
-    Stem, UnitTap, no_tap,
+    Stem, UnitTap,
 };
 use crate::error::ModelError;
 use crate::summary::{FeatureShape, ShapeError, Summarize, Summary, join};
@@ -146,7 +146,12 @@ pub struct ResNet {
 impl ResNet {
     /// Feature map before the head.
     pub fn forward_features(&self, x: Tensor<4>) -> Tensor<4> {
-        self.forward_features_tapped(x, &mut no_tap)
+        // Untapped blocks, so that each may fuse its end (see `ResidualBlock::forward`).
+        let mut x = self.stem.forward(x);
+        for block in self.stages.iter().flatten() {
+            x = block.forward(x);
+        }
+        x
     }
 
     /// [`forward_features`](Self::forward_features), showing every conv unit's output to `tap`
