@@ -7,7 +7,7 @@ use common::{assert_close, values};
 use burn::tensor::activation::{relu, sigmoid};
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
-use burn::tensor::{Device, Distribution, Tensor};
+use burn::tensor::{Device, Distribution, Tensor, TensorData};
 use cnnzoo_kernels::{se_scale_add_relu, uses_kernels};
 
 /// `[N, C, H, W]` and the bottleneck width R.
@@ -121,4 +121,62 @@ fn fused_se_end_falls_back_for_other_shapes() {
     );
     let want = reference(a, w1, b1, w2, b2, s);
     assert_close("broadcast shortcut", &values(ours), &values(want), 1e-6);
+}
+
+#[test]
+fn fused_se_end_matches_finite_differences() {
+    // Central differences of sum(y * probe) in the branch and in fc1's weight (the two
+    // operands whose gradients cross the squeeze and the excitation). Shortcut and fc1 bias
+    // sit well above zero, so both ReLUs stay on one side within a step.
+    let device = Device::flex().autodiff();
+    device.seed(29);
+    let normal = Distribution::Normal(0.0, 1.0);
+    let shape = [2, 8, 3, 3];
+    let a = Tensor::<4>::random(shape, normal, &device);
+    let s = Tensor::<4>::random(shape, normal, &device) + 6.0;
+    let w1 = Tensor::<4>::random([4, 8, 1, 1], normal, &device);
+    let b1 = Tensor::<1>::random([4], normal, &device) + 3.0;
+    let w2 = Tensor::<4>::random([8, 4, 1, 1], normal, &device);
+    let b2 = Tensor::<1>::random([8], normal, &device);
+    let probe = Tensor::<4>::random(shape, normal, &device);
+    let loss = |a: Tensor<4>, w1: Tensor<4>| {
+        let y = se_scale_add_relu(a, w1, b1.clone(), w2.clone(), b2.clone(), s.clone());
+        (y * probe.clone()).sum()
+    };
+    let (ag, w1g) = (a.clone().require_grad(), w1.clone().require_grad());
+    let grads = loss(ag.clone(), w1g.clone()).backward();
+    let analytic = [
+        values(ag.grad(&grads).unwrap()),
+        values(w1g.grad(&grads).unwrap()),
+    ];
+    let h = 1e-2f32;
+    for (which, base) in [values(a.clone()), values(w1.clone())]
+        .into_iter()
+        .enumerate()
+    {
+        for at in 0..base.len() {
+            let eval = |delta: f32| {
+                let mut v = base.clone();
+                v[at] += delta;
+                let (a, w1) = if which == 0 {
+                    (
+                        Tensor::from_data(TensorData::new(v, shape), &device),
+                        w1.clone(),
+                    )
+                } else {
+                    (
+                        a.clone(),
+                        Tensor::from_data(TensorData::new(v, [4, 8, 1, 1]), &device),
+                    )
+                };
+                values(loss(a, w1))[0]
+            };
+            let numeric = (eval(h) - eval(-h)) / (2.0 * h);
+            let got = analytic[which][at];
+            assert!(
+                (numeric - got).abs() <= 2e-2 * (1.0 + numeric.abs()),
+                "operand {which} element {at}: numeric {numeric}, analytic {got}"
+            );
+        }
+    }
 }
