@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Where a training step's time goes, cnnzoo (perf samples by symbol) and PyTorch
-(torch.profiler by operator), grouped into the same categories; part of bench/profile.sh.
+"""Where a training step's (or an inference batch's) time goes, cnnzoo (perf samples by
+symbol) and PyTorch (torch.profiler by operator), grouped into the same categories; part of
+bench/profile.sh.
 
 cnnzoo's categories come from the call chains of `perf script` (a sampling profile of
 `cnnzoo bench` with DWARF call graphs: each sample counts for the innermost frame naming a
@@ -22,18 +23,21 @@ import time
 # included) that one of these names; the order breaks ties within one frame's name.
 CNNZOO_RULES = [
     ("conv forward + input gradient, direct kernels", r"direct::forward|direct::backward_data|direct::conv_block|direct::conv_tile"),
+    ("SE unit + residual end, fused (squeeze, excitation, scale, add, ReLU) fwd + bwd", r"squeeze_excite::"),
     ("conv weight gradient, direct kernels", r"direct::backward_weight|direct::weight_block|direct::weight_tile"),
-    ("conv forward (im2col + GEMM)", r"conv::gemm_forward"),
+    ("conv forward (im2col + GEMM; at inference with bias, residual and ReLU)", r"conv::gemm_forward"),
     ("conv input gradient (im2col + GEMM)", r"conv::gemm_backward_data"),
     ("conv weight gradient (im2col + GEMM)", r"conv::gemm_backward_weight"),
     ("batchnorm (statistics, apply, backward; + ReLU)", r"batch_norm::"),
     ("residual end (add, SE scale, ReLU) fwd + bwd", r"residual::"),
     ("optimizer (SGD momentum)", r"optim|sgd"),
+    ("model initialisation (random weights; before the timed steps)", r"TensorData::random|ElementRandom|Distribution::sampler|RngExt"),
     ("other tensor ops (Burn flex: element-wise, slices, cat, pooling, loss)", r"burn_flex::|macerator"),
     ("autodiff graph bookkeeping", r"burn_autodiff::"),
     ("allocation, page faults", r"malloc|free|page_fault|clear_page|do_anonymous|mmap|munmap|brk"),
     ("thread pool, synchronisation", r"rayon_core::sleep|futex|sched_yield|__schedule"),
 ]
+CNNZOO_RULES_INIT = next(pat for cat, pat in CNNZOO_RULES if cat.startswith("model init"))
 TORCH_RULES = [
     ("convolution backward", r"convolution_backward|slow_conv2d_backward"),
     ("convolution forward", r"^aten::(mkldnn_convolution|_convolution|convolution|conv2d|_nnpack|thnn_conv|_slow_conv2d_forward)"),
@@ -56,7 +60,8 @@ def categorise(name, rules):
 
 def perf_categories(script_path):
     """Parses `perf script` output of a call-graph recording: one block per sample, its frames
-    from the leaf up. Returns the share of samples per category and the top leaf symbols."""
+    from the leaf up. Returns the share of samples per category and the top leaf symbols; the
+    model's random initialisation (before the timed steps) is left out of both."""
     shares = collections.Counter()
     leaves = collections.Counter()
     total = 0
@@ -67,6 +72,8 @@ def perf_categories(script_path):
             if m:
                 frames.append(m.group(1))
         if not frames:
+            continue
+        if any(re.search(CNNZOO_RULES_INIT, f) for f in frames):
             continue
         total += 1
         leaves[re.sub(r"\+0x[0-9a-f]+$", "", frames[0])[:110]] += 1
@@ -82,7 +89,7 @@ def perf_categories(script_path):
     return pct, tops
 
 
-def torch_profile(batch, threads, steps):
+def torch_profile(case, threads, steps):
     import torch
     import torch.nn.functional as F
 
@@ -90,16 +97,29 @@ def torch_profile(batch, threads, steps):
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    model = cpu_bench.build("resnet20", 3, 10).train()
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
-    x = torch.randn(batch, 3, 32, 32)
-    y = torch.arange(batch) % 10
+    c, h, w = case["input"]
+    model = cpu_bench.build(case["model"], c, case["classes"])
+    x = torch.randn(case["batch"], c, h, w)
+    y = torch.arange(case["batch"]) % case["classes"]
+    if case["mode"] == "train":
+        model.train()
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
 
-    def step():
-        loss = F.cross_entropy(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        def step():
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    else:
+        model.eval()
+        if case["fuse_bn"]:
+            from torch.fx.experimental.optimization import fuse
+
+            model = fuse(model)
+
+        def step():
+            with torch.inference_mode():
+                model(x)
 
     for _ in range(3):
         step()
@@ -123,8 +143,8 @@ def torch_profile(batch, threads, steps):
     return pct, tops, per_step, torch.__version__
 
 
-def table(shares, step_s):
-    rows = ["| category | share % | ms per step |", "|---|---:|---:|"]
+def table(shares, step_s, unit):
+    rows = ["| category | share % | ms per " + unit + " |", "|---|---:|---:|"]
     for cat, pct in sorted(shares.items(), key=lambda kv: -kv[1]):
         rows.append(f"| {cat} | {pct:.1f} | {pct / 100 * step_s * 1000:.0f} |")
     return rows
@@ -134,35 +154,53 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--perf-script", required=True, help="perf script of a call-graph record")
     ap.add_argument("--cnnzoo-json", required=True, help="cnnzoo bench --json of the same case")
-    ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--classes", type=int, default=10, help="classes of the profiled case")
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--out", required=True)
     ap.add_argument("--command", required=True)
     a = ap.parse_args()
     bench = json.loads(pathlib.Path(a.cnnzoo_json).read_text())
-    cz_step = a.batch / bench["images_per_sec"]
+    case = {
+        "model": bench["model"],
+        "mode": bench["mode"],
+        "batch": bench["batch"],
+        "input": bench["input"],
+        "classes": a.classes,
+        "fuse_bn": bench.get("fuse_bn", False),
+    }
+    batch = case["batch"]
+    cz_step = batch / bench["images_per_sec"]
     cz, cz_top = perf_categories(a.perf_script)
-    pt, pt_top, pt_step, version = torch_profile(a.batch, a.threads, a.steps)
+    pt, pt_top, pt_step, version = torch_profile(case, a.threads, a.steps)
+    size = "x".join(str(v) for v in case["input"])
+    if case["mode"] == "train":
+        title = f"Where a {case['model']} training step goes"
+        what = "forward + cross-entropy + backward + SGD momentum step"
+        unit = "step"
+    else:
+        title = f"Where a {case['model']} inference batch goes"
+        what = "inference forward" + (", BatchNorm folded into the convolutions" if case["fuse_bn"] else "")
+        unit = "batch"
     cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"],
                          capture_output=True, text=True).stdout.strip()
     lines = [
-        "# Where a ResNet-20 training step goes: cnnzoo (flex) vs PyTorch on the CPU",
+        f"# {title}: cnnzoo (flex) vs PyTorch on the CPU",
         "",
         f"Command: `{a.command}`",
         "",
-        f"Measured {datetime.date.today()} on {cpu}, {a.threads} threads, batch {a.batch}, "
-        f"3x32x32, forward + cross-entropy + backward + SGD momentum step. cnnzoo: "
-        f"{bench['images_per_sec']:.1f} images/s ({cz_step * 1000:.0f} ms per step), attributed "
+        f"Measured {datetime.date.today()} on {cpu}, {a.threads} threads, batch {batch}, "
+        f"{size}, {what}. cnnzoo: "
+        f"{bench['images_per_sec']:.1f} images/s ({cz_step * 1000:.0f} ms per {unit}), attributed "
         f"by `perf` call-graph samples to the operation of their innermost known frame (both "
         f"threads' CPU time: a share is of CPU time, ms = share x step time); PyTorch {version}: "
-        f"{a.batch / pt_step:.1f} images/s ({pt_step * 1000:.0f} ms per step), attributed by "
+        f"{batch / pt_step:.1f} images/s ({pt_step * 1000:.0f} ms per {unit}), attributed by "
         "torch.profiler per operator (self CPU time). Symbol and operator categories differ in "
         "kind: read the milliseconds, not only the shares.",
         "",
         "## cnnzoo (Burn 0.22.1 flex)",
         "",
-        *table(cz, cz_step),
+        *table(cz, cz_step, unit),
         "",
         "Top leaf symbols (share of samples; `call_mut` / `consume_iter` are loops inlined into "
         "rayon's closures):",
@@ -171,7 +209,7 @@ def main():
         "",
         "## PyTorch",
         "",
-        *table(pt, pt_step),
+        *table(pt, pt_step, unit),
         "",
         "Top operators (share of self CPU time):",
         "",
