@@ -23,13 +23,14 @@ import time
 # included) that one of these names; the order breaks ties within one frame's name.
 CNNZOO_RULES = [
     ("conv forward + input gradient, direct kernels", r"direct::forward|direct::backward_data|direct::conv_block|direct::conv_tile"),
-    ("SE unit + residual end, fused (squeeze, excitation, scale, add, ReLU) fwd + bwd", r"squeeze_excite::"),
     ("conv weight gradient, direct kernels", r"direct::backward_weight|direct::weight_block|direct::weight_tile"),
     ("conv forward (im2col + GEMM; at inference with bias, residual and ReLU)", r"conv::gemm_forward"),
     ("conv input gradient (im2col + GEMM)", r"conv::gemm_backward_data"),
     ("conv weight gradient (im2col + GEMM)", r"conv::gemm_backward_weight"),
     ("batchnorm (statistics, apply, backward; + ReLU)", r"batch_norm::"),
-    ("residual end (add, SE scale, ReLU) fwd + bwd", r"residual::"),
+    # One category: the fused SE end shares its element-wise loops with the plain residual end
+    # (identical code is folded into one symbol), so samples cannot be told apart.
+    ("residual end (add, ReLU; a standard SE unit fused in) fwd + bwd", r"residual::|squeeze_excite::"),
     ("optimizer (SGD momentum)", r"optim|sgd"),
     ("model initialisation (random weights; before the timed steps)", r"TensorData::random|ElementRandom|Distribution::sampler|RngExt"),
     ("other tensor ops (Burn flex: element-wise, slices, cat, pooling, loss)", r"burn_flex::|macerator"),
