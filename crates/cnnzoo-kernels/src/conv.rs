@@ -12,7 +12,7 @@ use std::mem::MaybeUninit;
 use rayon::prelude::*;
 
 use crate::buffer;
-use crate::simd::{map_in_place, map_in_place2, map1, map2};
+use crate::simd::{copy_row, map_in_place, map_in_place2, map1, map2};
 
 /// What the forward pass applies to each output value on its way out: a per-channel bias, a
 /// residual operand of the output's shape, and a ReLU, in that order (an inference
@@ -53,7 +53,9 @@ impl Epilogue<'_> {
         offset: usize,
     ) {
         if self.is_identity() {
-            dst.write_copy_of_slice(&src[..dst.len()]);
+            // SAFETY: MaybeUninit<f32> has f32's layout and holds any initialised f32.
+            let src = unsafe { &*(&src[..dst.len()] as *const [f32] as *const [MaybeUninit<f32>]) };
+            copy_row(dst, src);
             return;
         }
         let f = self.finish(channel);

@@ -29,6 +29,7 @@ use rayon::prelude::*;
 
 use crate::buffer;
 use crate::conv::{self, ConvGeometry, Epilogue};
+use crate::simd::copy_row;
 
 /// f32 lanes of one AVX register.
 const LANES: usize = 8;
@@ -233,7 +234,10 @@ impl Wide {
             .zip(dst.chunks_exact_mut(self.plane))
         {
             for (y, row) in s.chunks_exact(self.w).enumerate() {
-                d[(y + self.top) * self.wp + self.left..][..self.w].copy_from_slice(row);
+                copy_row(
+                    &mut d[(y + self.top) * self.wp + self.left..][..self.w],
+                    row,
+                );
             }
         }
     }
@@ -311,7 +315,7 @@ impl Wide {
             .zip(dst.chunks_exact_mut(self.qr))
         {
             for (oy, row) in s.chunks_exact(self.ow).enumerate() {
-                d[oy * self.wp..][..self.ow].copy_from_slice(row);
+                copy_row(&mut d[oy * self.wp..][..self.ow], row);
             }
         }
     }

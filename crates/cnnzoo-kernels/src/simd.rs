@@ -122,3 +122,21 @@ multiversion! {
         }
     }
 }
+
+/// Copies `src` into `dst` (of one length) in fixed 8-element moves: the rows of the direct
+/// kernels' planes are a few dozen elements, where a call to `memcpy` per row cost more than
+/// the copy.
+#[inline]
+pub(crate) fn copy_row<T: Copy>(dst: &mut [T], src: &[T]) {
+    assert_eq!(dst.len(), src.len(), "row lengths");
+    let mut d = dst.chunks_exact_mut(8);
+    let mut s = src.chunks_exact(8);
+    for (d8, s8) in (&mut d).zip(&mut s) {
+        let s8: &[T; 8] = s8.try_into().expect("chunks of 8");
+        let d8: &mut [T; 8] = d8.try_into().expect("chunks of 8");
+        *d8 = *s8;
+    }
+    for (d1, s1) in d.into_remainder().iter_mut().zip(s.remainder()) {
+        *d1 = *s1;
+    }
+}
