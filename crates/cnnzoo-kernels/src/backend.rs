@@ -1364,19 +1364,7 @@ pub fn conv2d_relu(
     bias: Option<Tensor<1>>,
     options: ConvOptions<2>,
 ) -> Tensor<4> {
-    let shapes_agree = conv_shapes_agree(&x, &weight, bias.as_ref(), &options);
-    match bias {
-        Some(b) if shapes_agree && x.device() == Device::flex() => {
-            Tensor::from_dispatch(<Dispatch as ConvKernels>::cnnzoo_conv2d_bias(
-                x.into_dispatch(),
-                weight.into_dispatch(),
-                b.into_dispatch(),
-                options,
-                true,
-            ))
-        }
-        bias => burn::tensor::activation::relu(conv2d(x, weight, bias, options)),
-    }
+    conv2d_then_relu(x, weight, bias, None, options)
 }
 
 /// `relu(conv2d(x, weight, bias, options) + residual)`: the last convolution of a residual
@@ -1390,19 +1378,41 @@ pub fn conv2d_add_relu(
     residual: Tensor<4>,
     options: ConvOptions<2>,
 ) -> Tensor<4> {
-    let shapes_agree = conv_shapes_agree(&x, &weight, bias.as_ref(), &options);
-    match bias {
-        Some(b) if shapes_agree && x.device() == Device::flex() => {
-            Tensor::from_dispatch(<Dispatch as ConvKernels>::cnnzoo_conv2d_bias_add_relu(
-                x.into_dispatch(),
-                weight.into_dispatch(),
-                b.into_dispatch(),
-                residual.into_dispatch(),
-                options,
-            ))
+    conv2d_then_relu(x, weight, bias, Some(residual), options)
+}
+
+/// [`conv2d_relu`], with `residual` added before the ReLU when given.
+fn conv2d_then_relu(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    residual: Option<Tensor<4>>,
+    options: ConvOptions<2>,
+) -> Tensor<4> {
+    // Inference on the CPU with a bias: the kernels' epilogue; anything else: Burn's ops.
+    let fast =
+        conv_shapes_agree(&x, &weight, bias.as_ref(), &options) && x.device() == Device::flex();
+    let b = match bias {
+        Some(b) if fast => b,
+        bias => {
+            let y = conv2d(x, weight, bias, options);
+            return burn::tensor::activation::relu(match residual {
+                Some(r) => y + r,
+                None => y,
+            });
         }
-        bias => burn::tensor::activation::relu(conv2d(x, weight, bias, options) + residual),
-    }
+    };
+    let (x, weight, b) = (x.into_dispatch(), weight.into_dispatch(), b.into_dispatch());
+    Tensor::from_dispatch(match residual {
+        None => <Dispatch as ConvKernels>::cnnzoo_conv2d_bias(x, weight, b, options, true),
+        Some(r) => <Dispatch as ConvKernels>::cnnzoo_conv2d_bias_add_relu(
+            x,
+            weight,
+            b,
+            r.into_dispatch(),
+            options,
+        ),
+    })
 }
 
 #[cfg(test)]
