@@ -455,10 +455,7 @@ impl ConvKernels for Flex {
         options: ConvOptions<2>,
         relu: bool,
     ) -> FlexTensor {
-        let bias_fits = bias.dtype() == DType::F32
-            && bias.shape().num_dims() == 1
-            && bias.shape()[0] == weight.shape()[0];
-        if !bias_fits || !fast_path(&[&x, &weight], &options) {
+        if !fast_path(&[&x, &weight], &options) || !bias_fits(&bias, &weight) {
             let y = Flex::conv2d(x, weight, Some(bias), options);
             return if relu { Flex::relu(y) } else { y };
         }
@@ -481,16 +478,14 @@ impl ConvKernels for Flex {
         residual: FlexTensor,
         options: ConvOptions<2>,
     ) -> FlexTensor {
-        let fits = bias.dtype() == DType::F32
-            && bias.shape().num_dims() == 1
-            && bias.shape()[0] == weight.shape()[0]
-            && residual.dtype() == DType::F32
-            && fast_path(&[&x, &weight], &options);
+        let fits = fast_path(&[&x, &weight], &options)
+            && bias_fits(&bias, &weight)
+            && residual.dtype() == DType::F32;
         let g = fits.then(|| geometry(&x, &weight, &options));
         let out = g.as_ref().and_then(|g| {
             let [oh, ow] = g.out_size()?;
             let shape = [g.batch, g.out_channels, oh, ow];
-            (residual.shape().dims::<4>() == shape).then_some(shape)
+            shaped(&residual, &shape).then_some(shape)
         });
         let (Some(g), Some(shape)) = (g, out) else {
             let y = Flex::conv2d(x, weight, Some(bias), options);
@@ -682,22 +677,30 @@ impl ConvKernels for Flex {
         y: FlexTensor,
         grad: FlexTensor,
     ) -> SeGradTensors<Flex> {
-        // The biases only set the shapes' check here; fc1's and fc2's output widths stand in.
-        let (r, c) = (w1.shape()[0], w1.shape()[1]);
+        // Everything must be as `cnnzoo_se_excite` left it (else Burn's operations check it).
+        let d = a.shape();
         let fits = same_f32_shape(&[&a, &y, &grad])
-            && a.shape().num_dims() == 4
-            && a.shape()[1] == c
-            && w2.shape().dims::<4>() == [c, r, 1, 1]
+            && d.num_dims() == 4
             && w1.shape().num_dims() == 4
             && [&w1, &w2, &squeezed, &hidden, &gates]
                 .iter()
                 .all(|t| t.dtype() == DType::F32);
+        let (n, c, r) = if fits {
+            (d[0], d[1], w1.shape()[0])
+        } else {
+            (0, 0, 0)
+        };
+        let fits = fits
+            && shaped(&w1, &[r, c, 1, 1])
+            && shaped(&w2, &[c, r, 1, 1])
+            && shaped(&squeezed, &[n, c])
+            && shaped(&hidden, &[n, r])
+            && shaped(&gates, &[n, c, 1, 1]);
         if !fits {
             return burn_se_backward::<Flex>(a, w1, w2, squeezed, hidden, gates, y, grad);
         }
-        let d = a.shape();
         let shape = SeShape {
-            batch: d[0],
+            batch: n,
             channels: c,
             reduced: r,
             plane: d[2] * d[3],
@@ -746,16 +749,28 @@ fn se_shape(
         return None;
     }
     let (n, c, r) = (sa[0], sa[1], s1[0]);
-    let fits = s1.dims::<4>() == [r, c, 1, 1]
-        && b1.shape().dims::<1>() == [r]
-        && w2.shape().dims::<4>() == [c, r, 1, 1]
-        && b2.shape().dims::<1>() == [c];
+    let fits = shaped(w1, &[r, c, 1, 1])
+        && shaped(b1, &[r])
+        && shaped(w2, &[c, r, 1, 1])
+        && shaped(b2, &[c]);
     fits.then_some(SeShape {
         batch: n,
         channels: c,
         reduced: r,
         plane: sa[2] * sa[3],
     })
+}
+
+/// Whether `bias` is an `f32` vector with one value per output channel of `weight` (checked to
+/// be of rank 4 by [`fast_path`] first).
+fn bias_fits(bias: &FlexTensor, weight: &FlexTensor) -> bool {
+    bias.dtype() == DType::F32 && shaped(bias, &[weight.shape()[0]])
+}
+
+/// Whether `t` has exactly the dimensions `dims` (its rank included).
+fn shaped(t: &FlexTensor, dims: &[usize]) -> bool {
+    let s = t.shape();
+    s.num_dims() == dims.len() && dims.iter().enumerate().all(|(i, d)| s[i] == *d)
 }
 
 /// Whether the tensors are `f32` and of one shape (else Burn's operations take the call and
@@ -1478,5 +1493,41 @@ mod tests {
         close("dL/dw2", &k.3, &d.3);
         close("dL/db2", &k.4, &d.4);
         close("dL/dshortcut", &k.5, &d.5);
+    }
+
+    /// FC weights given as `[R, C]` / `[C, R]` matrices instead of 1x1 kernels: the Flex
+    /// operations hand them to Burn's operations (which take them as they are) instead of
+    /// reading past their shape.
+    #[test]
+    fn se_operations_take_other_ranks_through_burn() {
+        let (n, c, r, h, w) = (2, 8, 4, 3, 3);
+        let a = tensor(&[n, c, h, w], 11, 0.2);
+        let (w1, b1) = (tensor(&[r, c, 1, 1], 12, 0.0), tensor(&[r], 13, 0.0));
+        let (w2, b2) = (tensor(&[c, r, 1, 1], 14, 0.0), tensor(&[c], 15, 0.0));
+        let as_matrix = |t: &FlexTensor| {
+            let d = t.shape();
+            FlexTensor::from_data(TensorData::new(f32s(t).into_owned(), [d[0], d[1]]))
+        };
+        let (m1, m2) = (as_matrix(&w1), as_matrix(&w2));
+        let e = Flex::cnnzoo_se_excite(a.clone(), w1.clone(), b1.clone(), w2.clone(), b2.clone());
+        let m = Flex::cnnzoo_se_excite(a.clone(), m1.clone(), b1, m2.clone(), b2);
+        close("gates", &e.2, &m.2);
+        let y = Flex::cnnzoo_scale_add_relu(a.clone(), e.2.clone(), tensor(&[n, c, h, w], 16, 0.5));
+        let grad = tensor(&[n, c, h, w], 17, 0.0);
+        let (sq, hid, g) = e;
+        let k = Flex::cnnzoo_se_backward(
+            a.clone(),
+            w1,
+            w2,
+            sq.clone(),
+            hid.clone(),
+            g.clone(),
+            y.clone(),
+            grad.clone(),
+        );
+        let b = Flex::cnnzoo_se_backward(a, m1, m2, sq, hid, g, y, grad);
+        close("dL/da", &k.0, &b.0);
+        close("dL/dw1", &as_matrix(&k.1), &b.1);
+        close("dL/db2", &k.4, &b.4);
     }
 }

@@ -508,10 +508,10 @@ pub fn gemm_forward_with(
             true,
             all_workers(),
         );
-        // [N, O] with 1x1 planes: each value is its own channel's plane.
-        out.chunks_exact_mut(1)
-            .enumerate()
-            .for_each(|(i, v)| epilogue.apply(v, 1, i % o, i));
+        // [N, O]: each image's row holds its O channels' 1x1 planes.
+        for (i, row) in out.chunks_exact_mut(o).enumerate() {
+            epilogue.apply(row, 1, 0, i * o);
+        }
         return out;
     }
     let par = gemm_parallelism(g.batch);
@@ -542,7 +542,7 @@ pub fn gemm_forward_with(
     // SAFETY: every image's groups were written by `gemm_rm_into`, which writes all of its
     // cout_g * p outputs.
     let mut out = unsafe { buffer::assume_init(out) };
-    if !per_image {
+    if !per_image && !epilogue.is_identity() {
         out.par_chunks_mut(p)
             .enumerate()
             .for_each(|(i, plane)| epilogue.apply(plane, p, i % g.out_channels, i * p));

@@ -57,20 +57,52 @@ pub fn scale_add_relu_backward(
     dy: &[f32],
     plane: usize,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    assert!(a.len() == y.len() && y.len() == dy.len(), "operand lengths");
     assert_eq!(a.len(), gates.len() * plane, "one gate per plane");
-    let db = relu_backward(y, dy);
-    if plane == 0 {
-        return (Vec::new(), vec![0.0; gates.len()], db);
-    }
-    let mut dgates = vec![0.0f32; gates.len()];
-    let da = buffer::par_written(a.len(), plane, |i, da| {
-        let g = gates[i];
-        map1(da, &db[i * plane..], |d| d * g);
-    });
-    dgates.par_iter_mut().enumerate().for_each(|(i, dg)| {
-        let (p, q) = (&db[i * plane..][..plane], &a[i * plane..][..plane]);
-        *dg = lane_sums2(p, q, |d, x| (d * x, 0.0)).0;
-    });
+    let (db, dgates) = masked_and_gate_grads(a, y, dy, gates.len(), plane);
+    let da = scaled_planes(&db, gates, plane, |_| 0.0);
     (da, dgates, db)
+}
+
+/// The first pass of the backward of `relu(a * gates + b)` (with or without an SE unit making
+/// the gates): `db`, the output gradient `dy` through the ReLU of the output `y`, and, while
+/// each plane of it is in cache, that plane's gate gradient `sum(db * a)`.
+pub(crate) fn masked_and_gate_grads(
+    a: &[f32],
+    y: &[f32],
+    dy: &[f32],
+    planes: usize,
+    plane: usize,
+) -> (Vec<f32>, Vec<f32>) {
+    assert!(a.len() == y.len() && y.len() == dy.len(), "operand lengths");
+    assert_eq!(a.len(), planes * plane, "planes of the operands");
+    let mut db = buffer::uninit(a.len());
+    let mut dgates = vec![0.0f32; planes];
+    if plane > 0 {
+        db.par_chunks_mut(plane)
+            .zip(dgates.par_iter_mut())
+            .enumerate()
+            .for_each(|(i, (d, dg))| {
+                let at = i * plane;
+                map2(d, &y[at..], &dy[at..], |y, d| if y > 0.0 { d } else { 0.0 });
+                // SAFETY: map2 wrote every element of `d`.
+                let d = unsafe { &*(d as *const [_] as *const [f32]) };
+                *dg = lane_sums2(d, &a[at..][..plane], |d, x| (d * x, 0.0)).0;
+            });
+    }
+    // SAFETY: every plane was written by map2 (no planes: nothing to write).
+    (unsafe { buffer::assume_init(db) }, dgates)
+}
+
+/// The branch's gradient from `db` (see [`masked_and_gate_grads`]): plane `i` scaled by
+/// `gates[i]`, plus `shift(i)` on every element (an SE unit's squeeze adds its share there).
+pub(crate) fn scaled_planes(
+    db: &[f32],
+    gates: &[f32],
+    plane: usize,
+    shift: impl Fn(usize) -> f32 + Sync + Send,
+) -> Vec<f32> {
+    buffer::par_written(db.len(), plane, |i, out| {
+        let (g, s) = (gates[i], shift(i));
+        map1(out, &db[i * plane..], |d| d * g + s);
+    })
 }

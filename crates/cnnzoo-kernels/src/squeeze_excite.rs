@@ -11,8 +11,8 @@
 
 use rayon::prelude::*;
 
-use crate::buffer;
-use crate::simd::{lane_sum, lane_sums2, map1, map2};
+use crate::residual;
+use crate::simd::lane_sum;
 
 /// Sizes of one fused SE block end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,30 +122,8 @@ pub fn backward(
         e.gates.len() == s.planes() && e.hidden.len() == s.batch * r,
         "excitation"
     );
-    // Pass 1: the shortcut's gradient (dy through the ReLU) and, while each plane is in
-    // cache, the gradient of its gate, sum(ds * a).
-    let mut shortcut = buffer::uninit(s.len());
-    let mut dgates = vec![0.0f32; s.planes()];
-    if plane > 0 {
-        shortcut
-            .par_chunks_mut(plane)
-            .zip(dgates.par_iter_mut())
-            .enumerate()
-            .for_each(|(i, (ds, dg))| {
-                let at = i * plane;
-                map2(
-                    ds,
-                    &y[at..],
-                    &dy[at..],
-                    |y, d| if y > 0.0 { d } else { 0.0 },
-                );
-                // SAFETY: map2 wrote every element of `ds`.
-                let ds = unsafe { &*(ds as *const [_] as *const [f32]) };
-                *dg = lane_sums2(ds, &a[at..][..plane], |d, x| (d * x, 0.0)).0;
-            });
-    }
-    // SAFETY: every plane was written by map2 (no planes: nothing to write).
-    let shortcut = unsafe { buffer::assume_init(shortcut) };
+    // Pass 1: the shortcut's gradient (dy through the ReLU) and each plane's gate gradient.
+    let (shortcut, dgates) = residual::masked_and_gate_grads(a, y, dy, s.planes(), plane);
     // The excitation's gradients, on N x C values.
     let (mut dw1, mut db1) = (vec![0.0f32; r * c], vec![0.0f32; r]);
     let (mut dw2, mut db2) = (vec![0.0f32; c * r], vec![0.0f32; c]);
@@ -181,10 +159,7 @@ pub fn backward(
     // Pass 2: the branch's gradient through the scale, plus the squeeze's share (the mean's
     // gradient is the same for every element of a plane).
     let inv = 1.0 / plane.max(1) as f32;
-    let da = buffer::par_written(s.len(), plane, |i, out| {
-        let (g, mean_share) = (e.gates[i], dsq[i] * inv);
-        map1(out, &shortcut[i * plane..], |d| d * g + mean_share);
-    });
+    let da = residual::scaled_planes(&shortcut, &e.gates, plane, |i| dsq[i] * inv);
     SeGrads {
         a: da,
         w1: dw1,
