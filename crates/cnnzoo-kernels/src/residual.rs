@@ -1,6 +1,8 @@
 //! The end of a residual block on `[N, C, H, W]` `f32` slices: `relu(branch + shortcut)`, and
 //! with a standard SE unit `relu(branch * gate[n, c] + shortcut)` (the channel-wise axpy),
-//! forward and backward, each in one pass spread over rayon's pool.
+//! spread over rayon's pool: the forward in one pass; the backward in one pass without the
+//! SE scale, in two with it (the masked gradient with each plane's gate sum, then the scaled
+//! branch gradient; `crate::squeeze_excite` reuses both).
 //!
 //! Composed from tensor operations these are three to five element-wise passes each way
 //! (multiply, add, ReLU; mask, multiply, channel sums), each allocating its output.
