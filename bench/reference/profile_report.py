@@ -22,7 +22,10 @@ import time
 # A sample counts for the operation of the innermost frame of its call chain (inlined frames
 # included) that one of these names; the order breaks ties within one frame's name.
 CNNZOO_RULES = [
-    ("conv forward + input gradient, direct kernels", r"direct::forward|direct::backward_data|direct::conv_block|direct::conv_tile"),
+    # The direct kernels' register tile (`conv_tile`) is named by neither rule: it is reached
+    # through `conv_block` (direct) or `product_tile` (Winograd's products).
+    ("conv forward + input gradient, Winograd F(4x4, 3x3)", r"winograd::|direct::product_tile"),
+    ("conv forward + input gradient, direct kernels", r"direct::forward|direct::backward_data|direct::conv_block"),
     ("conv weight gradient, direct kernels", r"direct::backward_weight|direct::weight_block|direct::weight_tile"),
     ("conv forward (im2col + GEMM; at inference with bias, residual and ReLU)", r"conv::gemm_forward"),
     ("conv input gradient (im2col + GEMM)", r"conv::gemm_backward_data"),

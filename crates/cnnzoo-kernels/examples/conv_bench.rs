@@ -1,15 +1,15 @@
 //! Times each convolution pass (forward, backward-data, backward-weight) on the networks' layer
-//! shapes: the im2col + GEMM path against the direct kernels where those support the shape.
-//! The choice `conv::conv2d_*` makes is printed per shape, so the threshold in `direct.rs` can
-//! be checked against the numbers.
+//! shapes: the im2col + GEMM path against the direct kernels and Winograd F(4x4, 3x3) where
+//! those support the shape. The choice `conv::conv2d_*` makes is printed per shape, so the
+//! thresholds in `direct.rs` and `winograd.rs` can be checked against the numbers.
 //!
-//! Usage: `cargo run --release --example conv_bench` (set
-//! `RAYON_NUM_THREADS` to compare thread counts).
+//! Usage: `cargo run --release --example conv_bench` (set `RAYON_NUM_THREADS` to compare
+//! thread counts, `ONLY` to a piece of a shape's label to time only the shapes it names).
 
 use std::time::Instant;
 
 use cnnzoo_kernels::conv::{self, ConvGeometry};
-use cnnzoo_kernels::direct;
+use cnnzoo_kernels::{direct, winograd};
 
 fn best_ms(mut f: impl FnMut() -> Vec<f32>) -> (f64, Vec<f32>) {
     let mut times = Vec::new();
@@ -47,6 +47,7 @@ fn values(n: usize, seed: u64) -> Vec<f32> {
 
 fn main() {
     // (label, batch, in channels, out channels, input size, kernel, stride, groups)
+    let only = std::env::var("ONLY").unwrap_or_default();
     let shapes = [
         ("resnet20 stage 1", 128, 16, 16, 32, 3, 1, 1),
         ("resnet20 stage 2", 128, 32, 32, 16, 3, 1, 1),
@@ -64,12 +65,18 @@ fn main() {
         ("resnet50 stage 3", 8, 256, 256, 14, 3, 1, 1),
         ("resnet50 down 2-3", 8, 256, 256, 28, 3, 2, 1),
         ("resnet50 stage 4", 8, 512, 512, 7, 3, 1, 1),
+        ("resnet50 stage 1 b1", 1, 64, 64, 56, 3, 1, 1),
+        ("resnet50 stage 2 b1", 1, 128, 128, 28, 3, 1, 1),
+        ("resnet50 stage 3 b1", 1, 256, 256, 14, 3, 1, 1),
         ("seresnext50 stage 1", 8, 128, 128, 56, 3, 1, 32),
         ("seresnext50 stage 4", 8, 1024, 1024, 7, 3, 1, 32),
         ("seresnext50 down 3-4", 8, 1024, 1024, 14, 3, 2, 32),
     ];
     println!("threads: {}", rayon::current_num_threads());
     for (label, batch, cin, cout, hw, ks, stride, groups) in shapes {
+        if !label.contains(only.as_str()) {
+            continue;
+        }
         let g = ConvGeometry {
             batch,
             in_channels: cin,
@@ -99,28 +106,45 @@ fn main() {
                 (d_g, dx_g.clone())
             };
             let (w_d, dw_d) = best_ms(|| direct::backward_weight(&g, &x, &dy));
-            println!(
+            print!(
                 "\n{:20} direct fwd {f_d:7.2} ms  bwd-data {d_d:7.2} ms  bwd-weight {w_d:7.2} ms  \
-                 speed-up {:.2}x (max diff {:.1e} {:.1e} {:.1e}); conv2d_* takes {}",
+                 speed-up {:.2}x (max diff {:.1e} {:.1e} {:.1e})",
                 "",
                 (f_g + d_g + w_g) / (f_d + d_d + w_d),
                 max_diff(&y_g, &y_d),
                 max_diff(&dx_g, &dx_d),
                 max_diff(&dw_g, &dw_d),
-                match (
-                    direct::applies(&g),
-                    direct::applies_to_input_gradient(&g),
-                    direct::applies_to_weight_gradient(&g),
-                ) {
-                    (true, true, true) => "direct",
-                    (true, true, false) => "direct (gemm for the weight gradient)",
-                    (true, false, true) => "direct (gemm for the input gradient)",
-                    (true, false, false) => "direct forward (gemm for both gradients)",
-                    _ => "gemm",
-                },
             );
-        } else {
-            println!();
         }
+        if winograd::supports(&g) {
+            let (f_w, y_w) = best_ms(|| winograd::forward_with(&g, &x, &w, Default::default()));
+            let (d_w, dx_w) = best_ms(|| winograd::backward_data(&g, &dy, &w));
+            print!(
+                "\n{:20} winograd fwd {f_w:5.2} ms  bwd-data {d_w:7.2} ms  \
+                 (max diff {:.1e} {:.1e}; largest |y| {:.1e})",
+                "",
+                max_diff(&y_g, &y_w),
+                max_diff(&dx_g, &dx_w),
+                y_g.iter().fold(0.0f32, |m, v| m.max(v.abs())),
+            );
+        }
+        println!("; conv2d_* takes {}", choice(&g));
     }
+}
+
+/// Which path `conv::conv2d_*` takes for each pass.
+fn choice(g: &ConvGeometry) -> String {
+    let pick = |winograd: bool, direct: bool| match (winograd, direct) {
+        (true, _) => "winograd",
+        (false, true) => "direct",
+        _ => "gemm",
+    };
+    // Winograd takes both the forward pass and the input gradient, or neither.
+    let wino = winograd::applies(g);
+    format!(
+        "{} / {} / {} (fwd / bwd-data / bwd-weight)",
+        pick(wino, direct::applies(g)),
+        pick(wino, direct::applies_to_input_gradient(g)),
+        pick(false, direct::applies_to_weight_gradient(g)),
+    )
 }

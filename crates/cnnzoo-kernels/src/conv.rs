@@ -1,6 +1,7 @@
 //! 2-D convolution on NCHW `f32` slices: forward, backward-data and backward-weight, each as
 //! one GEMM per image (and group) over an im2col buffer, or through [`crate::direct`]'s
-//! kernels where those apply (convolutions over few channels).
+//! kernels where those apply (convolutions over few channels), or [`crate::winograd`]'s
+//! (stride-1 3x3s over 32-256 channels, forward and input gradient).
 //!
 //! Everything stays in NCHW, the layout the networks use end to end, so no layout copies are
 //! made around the GEMMs. Images are spread over rayon's pool and each worker reuses one
@@ -375,7 +376,7 @@ fn gemm_rm(
 /// `dst[m, n] = lhs[m, k] * rhs[k, n]` into an uninitialised `dst` (the GEMM writes every
 /// element and reads none: no zeroing pass first), operands row-major and untransposed.
 #[allow(clippy::too_many_arguments)]
-fn gemm_rm_into(
+pub(crate) fn gemm_rm_into(
     m: usize,
     n: usize,
     k: usize,
@@ -463,7 +464,9 @@ pub fn conv2d_forward_with(
     if let Some(r) = epilogue.residual {
         assert_eq!(r.len(), g.output_len(), "residual of the output's shape");
     }
-    if crate::direct::applies(g) {
+    if crate::winograd::applies(g) {
+        crate::winograd::forward_with(g, x, weight, epilogue)
+    } else if crate::direct::applies(g) {
         crate::direct::forward_with(g, x, weight, epilogue)
     } else {
         gemm_forward_with(g, x, weight, epilogue)
@@ -553,7 +556,9 @@ pub fn gemm_forward_with(
 /// Gradient with respect to the input: `dy` `[N, O, OH, OW]`, `weight` `[O, C/g, kh, kw]`;
 /// returns `[N, C, H, W]`.
 pub fn conv2d_backward_data(g: &ConvGeometry, dy: &[f32], weight: &[f32]) -> Vec<f32> {
-    if crate::direct::applies_to_input_gradient(g) {
+    if crate::winograd::applies(g) {
+        crate::winograd::backward_data(g, dy, weight)
+    } else if crate::direct::applies_to_input_gradient(g) {
         crate::direct::backward_data(g, dy, weight)
     } else {
         gemm_backward_data(g, dy, weight)

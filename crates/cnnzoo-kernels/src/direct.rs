@@ -59,7 +59,7 @@ const MAX_TAPS: usize = 64;
 const MAX_STRIDE: usize = 4;
 
 /// Whether this CPU runs the direct kernels (AVX2 and FMA).
-fn simd_available() -> bool {
+pub(crate) fn simd_available() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
@@ -588,6 +588,44 @@ unsafe fn conv_block_avx2(
         unsafe { conv_tile(xp.add(q), plane, cin, taps, w, yw.add(q), qr) };
         q += TILE;
     }
+}
+
+/// Rows of the register tile: the output rows [`product_tile`] computes at once.
+pub(crate) const PRODUCT_ROWS: usize = OCB;
+/// Columns of the register tile.
+pub(crate) const PRODUCT_COLS: usize = TILE;
+
+/// `out[j * out_stride + q] = sum_i w[i * 4 + j] * x[i * x_stride + q]` for the 4 rows `j`
+/// and the [`PRODUCT_COLS`] columns `q`: one matrix-product tile on [`conv_tile`]'s registers,
+/// for operands already laid out for it (Winograd's transformed tiles). Panics without AVX2 +
+/// FMA or when a slice is too short.
+pub(crate) fn product_tile(
+    x: &[f32],
+    x_stride: usize,
+    rows: usize,
+    w: &[f32],
+    out: &mut [f32],
+    out_stride: usize,
+) {
+    assert!(simd_available(), "the product tile needs AVX2 and FMA");
+    assert!(rows > 0 && x_stride >= TILE && out_stride >= TILE);
+    assert!(x.len() >= (rows - 1) * x_stride + TILE && w.len() >= rows * OCB);
+    assert!(out.len() >= (OCB - 1) * out_stride + TILE);
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: AVX2 and FMA checked; the tile reads x[i * x_stride..][..TILE] for i < rows and
+    // w[..rows * 4], and writes out[j * out_stride..][..TILE] for j < 4, all inside the slices
+    // by the asserts.
+    unsafe {
+        conv_tile(
+            x.as_ptr(),
+            x_stride,
+            rows,
+            &[0],
+            w.as_ptr(),
+            out.as_mut_ptr(),
+            out_stride,
+        )
+    };
 }
 
 /// One register tile: 4 output channels x 24 wide positions, summed over every input channel

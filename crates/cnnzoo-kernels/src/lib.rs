@@ -1,11 +1,10 @@
 //! CPU fast paths for cnnzoo's networks.
 //!
 //! [`conv`] holds the kernels on plain NCHW slices (convolution forward, backward-data and
-//! backward-weight as im2col + GEMM, or [`direct`] kernels), [`batch_norm`] (BatchNorm in one
-//! or two passes), [`residual`] (the fused block ends) and [`squeeze_excite`] (an SE unit
-//! fused with its block end);
-//! [`backend`] makes them a Burn backend extension with its
-//! own autodiff backward, and [`conv2d`], [`batch_norm_train`] and [`batch_norm()`] are the
+//! backward-weight as im2col + GEMM, or [`direct`] kernels, or [`winograd`] F(4x4, 3x3) for
+//! 3x3s over 32-256 channels), [`batch_norm`] (BatchNorm in one or two passes), [`residual`]
+//! (the fused block ends) and [`squeeze_excite`] (an SE unit fused with its block end);
+//! [`backend`] makes them a Burn backend extension with its own autodiff backward, and [`conv2d`], [`batch_norm_train`] and [`batch_norm()`] are the
 //! calls the networks make.
 
 pub mod backend;
@@ -16,6 +15,7 @@ pub mod direct;
 pub mod residual;
 mod simd;
 pub mod squeeze_excite;
+pub mod winograd;
 
 pub use backend::{
     ConvKernels, add_relu, batch_norm, batch_norm_train, conv2d, conv2d_add_relu, conv2d_relu,

@@ -1,0 +1,244 @@
+//! Winograd F(4x4, 3x3) against Burn's reference `conv2d` (forward and input gradient) and
+//! against the im2col + GEMM path (the epilogue, padding that differs before and after), in
+//! pools of 1, 2 and 4 workers so that every way of cutting the work into blocks and channel
+//! chunks runs. Skipped, with a message, on a CPU without AVX2 and FMA.
+
+mod common;
+use common::{assert_close, values};
+
+use burn::tensor::module::conv2d as reference_conv2d;
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{Device, Distribution, Tensor};
+use cnnzoo_kernels::conv::{self, ConvGeometry, Epilogue};
+use cnnzoo_kernels::winograd;
+
+/// Rounding of the transforms: observed errors are about 1e-6 of the output's magnitude
+/// here; a wrong transform constant or a misplaced tile is off by more than 1e-2.
+const TOL: f32 = 2e-5;
+
+/// `[N, C, H, W]`, output channels, padding `[(top, bottom), (left, right)]`.
+type Case = ([usize; 4], usize, [(usize, usize); 2]);
+
+const CASES: &[Case] = &[
+    // Maps that are not a whole number of 4x4 tiles, channels not a multiple of 4.
+    ([2, 5, 9, 13], 7, [(1, 1), (1, 1)]),
+    ([1, 3, 6, 6], 1, [(1, 1), (1, 1)]),
+    // No padding, the most padding, padding that differs per side.
+    ([2, 8, 7, 10], 6, [(0, 0), (0, 0)]),
+    ([1, 4, 5, 5], 9, [(2, 2), (2, 2)]),
+    ([2, 6, 8, 11], 5, [(0, 2), (1, 0)]),
+    // Rows of 9 tiles: runs of eight tiles and a remainder, blocks that start and end inside
+    // a tile row and span images.
+    ([3, 16, 30, 35], 12, [(1, 1), (1, 1)]),
+    // ResNet-50's first-stage 3x3 (64 channels, 56x56) at batch 1.
+    ([1, 64, 56, 56], 64, [(1, 1), (1, 1)]),
+    // Few tiles over many channels: one block, output channels split between workers.
+    ([1, 128, 14, 14], 100, [(1, 1), (1, 1)]),
+];
+
+fn geometry(c: &Case) -> ConvGeometry {
+    ConvGeometry {
+        batch: c.0[0],
+        in_channels: c.0[1],
+        in_size: [c.0[2], c.0[3]],
+        out_channels: c.1,
+        kernel: [3, 3],
+        stride: [1, 1],
+        padding: c.2,
+        dilation: [1, 1],
+        groups: 1,
+    }
+}
+
+fn skip() -> bool {
+    if !winograd::supports(&geometry(&CASES[0])) {
+        eprintln!("skipped: this CPU has no AVX2 + FMA, so the Winograd kernels never run here");
+        return true;
+    }
+    false
+}
+
+fn pool(workers: usize) -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(workers)
+        .build()
+        .expect("thread pool")
+}
+
+#[test]
+fn winograd_matches_burn_forward_and_input_gradient() {
+    if skip() {
+        return;
+    }
+    let device = Device::flex().autodiff();
+    device.seed(11);
+    for (i, c) in CASES.iter().enumerate() {
+        let g = geometry(c);
+        // Burn's options take one padding per axis: only the symmetric cases.
+        if c.2.iter().any(|(a, b)| a != b) {
+            continue;
+        }
+        let x: Tensor<4> = Tensor::random(c.0, Distribution::Normal(0.0, 1.0), &device);
+        let w: Tensor<4> =
+            Tensor::random([c.1, c.0[1], 3, 3], Distribution::Normal(0.0, 1.0), &device);
+        let xg = x.clone().require_grad();
+        let y = reference_conv2d(
+            xg.clone(),
+            w.clone(),
+            None,
+            ConvOptions::new([1, 1], [c.2[0].0, c.2[1].0], [1, 1], 1),
+        );
+        let dy: Tensor<4> = Tensor::random(y.shape(), Distribution::Normal(0.0, 1.0), &device);
+        let grads = (y.clone() * dy.clone()).sum().backward();
+        let want_dx = values(xg.grad(&grads).expect("input gradient"));
+        let (xv, wv, dyv, want_y) = (values(x), values(w), values(dy), values(y));
+        for workers in [1, 2, 4] {
+            let (y, dx) = pool(workers).install(|| {
+                (
+                    winograd::forward_with(&g, &xv, &wv, Epilogue::default()),
+                    winograd::backward_data(&g, &dyv, &wv),
+                )
+            });
+            assert_close(&format!("case {i}, {workers} workers: y"), &y, &want_y, TOL);
+            assert_close(
+                &format!("case {i}, {workers} workers: dx"),
+                &dx,
+                &want_dx,
+                TOL,
+            );
+        }
+    }
+}
+
+#[test]
+fn winograd_matches_gemm_with_epilogue_and_uneven_padding() {
+    if skip() {
+        return;
+    }
+    for (i, c) in CASES.iter().enumerate() {
+        let g = geometry(c);
+        let x = pseudo_random(g.input_len(), 1);
+        let w = pseudo_random(g.weight_len(), 2);
+        let dy = pseudo_random(g.output_len(), 3);
+        let bias = pseudo_random(g.out_channels, 4);
+        let residual = pseudo_random(g.output_len(), 5);
+        let epilogue = Epilogue {
+            bias: Some(&bias),
+            residual: Some(&residual),
+            relu: true,
+        };
+        let want_y = conv::gemm_forward_with(&g, &x, &w, epilogue);
+        let want_dx = conv::gemm_backward_data(&g, &dy, &w);
+        assert!(
+            want_y.contains(&0.0) && want_y.iter().any(|v| *v > 0.0),
+            "case {i}: the ReLU should clip some outputs and keep others"
+        );
+        for workers in [1, 2, 4] {
+            let (y, dx) = pool(workers).install(|| {
+                (
+                    winograd::forward_with(&g, &x, &w, epilogue),
+                    winograd::backward_data(&g, &dy, &w),
+                )
+            });
+            assert_close(&format!("case {i}, {workers} workers: y"), &y, &want_y, TOL);
+            assert_close(
+                &format!("case {i}, {workers} workers: dx"),
+                &dx,
+                &want_dx,
+                TOL,
+            );
+        }
+    }
+}
+
+#[test]
+fn conv_dispatch_takes_winograd_where_it_applies() {
+    if skip() {
+        return;
+    }
+    // ResNet-50's second-stage 3x3 at batch 1 has too few tiles; at batch 2 it applies.
+    let mut g = geometry(&([1, 128, 28, 28], 128, [(1, 1), (1, 1)]));
+    assert!(!winograd::applies(&g), "49 tiles: the direct kernel's");
+    g.batch = 2;
+    assert!(
+        winograd::applies(&g),
+        "98 tiles of 128 channels: Winograd's"
+    );
+    let x = pseudo_random(g.input_len(), 6);
+    let w = pseudo_random(g.weight_len(), 7);
+    let dy = pseudo_random(g.output_len(), 8);
+    // Winograd's rounding differs from the GEMM's: the dispatched result must be close to
+    // the GEMM's and equal to Winograd's own.
+    let y = conv::conv2d_forward(&g, &x, &w);
+    assert_close("dispatched y", &y, &conv::gemm_forward(&g, &x, &w), TOL);
+    assert_eq!(y, winograd::forward_with(&g, &x, &w, Epilogue::default()));
+    let dx = conv::conv2d_backward_data(&g, &dy, &w);
+    assert_close(
+        "dispatched dx",
+        &dx,
+        &conv::gemm_backward_data(&g, &dy, &w),
+        TOL,
+    );
+    assert_eq!(dx, winograd::backward_data(&g, &dy, &w));
+    // Few channels (ResNet-20's first stage) and ResNet-50's last stage stay where they were.
+    let small = geometry(&([128, 16, 32, 32], 16, [(1, 1), (1, 1)]));
+    assert!(winograd::supports(&small) && !winograd::applies(&small));
+    let last = geometry(&([8, 512, 7, 7], 512, [(1, 1), (1, 1)]));
+    assert!(winograd::supports(&last) && !winograd::applies(&last));
+}
+
+#[test]
+fn winograd_declines_what_it_cannot_compute() {
+    let base = geometry(&CASES[0]);
+    let declined = [
+        ConvGeometry {
+            stride: [2, 2],
+            ..base
+        },
+        ConvGeometry {
+            in_channels: 6,
+            out_channels: 6,
+            groups: 2,
+            ..base
+        },
+        ConvGeometry {
+            kernel: [5, 5],
+            padding: [(2, 2); 2],
+            ..base
+        },
+        ConvGeometry {
+            kernel: [1, 3],
+            ..base
+        },
+        ConvGeometry {
+            padding: [(3, 3), (1, 1)],
+            ..base
+        },
+        ConvGeometry {
+            dilation: [2, 2],
+            ..base
+        },
+        ConvGeometry { batch: 0, ..base },
+        ConvGeometry {
+            in_size: [1, 1],
+            padding: [(0, 0); 2],
+            ..base
+        },
+    ];
+    for g in declined {
+        assert!(!winograd::supports(&g), "{g:?} should be declined");
+    }
+}
+
+/// Deterministic values in [-1, 1).
+fn pseudo_random(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
