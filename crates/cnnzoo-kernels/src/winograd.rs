@@ -306,42 +306,41 @@ fn load6(src: &[f32], s0: usize, ss: usize) -> [__m256; T] {
     ]
 }
 
-/// [`input_column`] over vectors: the inputs are `src[s0 + j * ss..][..n]`, the outputs
-/// `dst[d0 + r * ds..][..n]` (`n` a multiple of 8).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn input_columns(
-    src: &[f32],
-    (s0, ss): (usize, usize),
-    dst: &mut [f32],
-    (d0, ds): (usize, usize),
-    n: usize,
-) {
-    for t in (0..n).step_by(8) {
-        let o = input_column(load6(src, s0 + t, ss));
-        for (r, v) in o.into_iter().enumerate() {
-            store8(&mut dst[d0 + r * ds + t..], v);
+/// Defines `$name`, which applies `$column` to vectors: the inputs are
+/// `src[s0 + j * ss..][..n]`, the outputs `dst[d0 + r * ds..][..n]` (`n` a multiple of 8). (A
+/// macro because a target-feature function cannot be passed as a closure.)
+macro_rules! columns {
+    ($(#[$doc:meta])* $name:ident, $column:ident) => {
+        $(#[$doc])*
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2,fma")]
+        fn $name(
+            src: &[f32],
+            (s0, ss): (usize, usize),
+            dst: &mut [f32],
+            (d0, ds): (usize, usize),
+            n: usize,
+        ) {
+            for t in (0..n).step_by(8) {
+                let o = $column(load6(src, s0 + t, ss));
+                for (r, v) in o.into_iter().enumerate() {
+                    store8(&mut dst[d0 + r * ds + t..], v);
+                }
+            }
         }
-    }
+    };
 }
 
-/// [`output_column`] over vectors, as [`input_columns`].
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn output_columns(
-    src: &[f32],
-    (s0, ss): (usize, usize),
-    dst: &mut [f32],
-    (d0, ds): (usize, usize),
-    n: usize,
-) {
-    for t in (0..n).step_by(8) {
-        let o = output_column(load6(src, s0 + t, ss));
-        for (r, v) in o.into_iter().enumerate() {
-            store8(&mut dst[d0 + r * ds + t..], v);
-        }
-    }
-}
+columns!(
+    /// [`input_column`] over vectors.
+    input_columns,
+    input_column
+);
+columns!(
+    /// [`output_column`] over vectors.
+    output_columns,
+    output_column
+);
 
 /// One worker's buffers.
 struct Scratch {

@@ -65,6 +65,29 @@ fn pool(workers: usize) -> rayon::ThreadPool {
         .expect("thread pool")
 }
 
+/// A convolution's input, weight, output gradient and forward epilogue.
+struct Operands<'a> {
+    x: &'a [f32],
+    w: &'a [f32],
+    dy: &'a [f32],
+    epilogue: Epilogue<'a>,
+}
+
+/// Winograd's output and input gradient against the expected ones in pools of 1, 2 and 4
+/// workers (different cuts into blocks and channel chunks).
+fn check_in_pools(what: &str, g: &ConvGeometry, o: &Operands, want_y: &[f32], want_dx: &[f32]) {
+    for workers in [1, 2, 4] {
+        let (y, dx) = pool(workers).install(|| {
+            (
+                winograd::forward_with(g, o.x, o.w, o.epilogue),
+                winograd::backward_data(g, o.dy, o.w),
+            )
+        });
+        assert_close(&format!("{what}, {workers} workers: y"), &y, want_y, TOL);
+        assert_close(&format!("{what}, {workers} workers: dx"), &dx, want_dx, TOL);
+    }
+}
+
 #[test]
 fn winograd_matches_burn_forward_and_input_gradient() {
     if skip() {
@@ -92,21 +115,13 @@ fn winograd_matches_burn_forward_and_input_gradient() {
         let grads = (y.clone() * dy.clone()).sum().backward();
         let want_dx = values(xg.grad(&grads).expect("input gradient"));
         let (xv, wv, dyv, want_y) = (values(x), values(w), values(dy), values(y));
-        for workers in [1, 2, 4] {
-            let (y, dx) = pool(workers).install(|| {
-                (
-                    winograd::forward_with(&g, &xv, &wv, Epilogue::default()),
-                    winograd::backward_data(&g, &dyv, &wv),
-                )
-            });
-            assert_close(&format!("case {i}, {workers} workers: y"), &y, &want_y, TOL);
-            assert_close(
-                &format!("case {i}, {workers} workers: dx"),
-                &dx,
-                &want_dx,
-                TOL,
-            );
-        }
+        let operands = Operands {
+            x: &xv,
+            w: &wv,
+            dy: &dyv,
+            epilogue: Epilogue::default(),
+        };
+        check_in_pools(&format!("case {i}"), &g, &operands, &want_y, &want_dx);
     }
 }
 
@@ -133,21 +148,13 @@ fn winograd_matches_gemm_with_epilogue_and_uneven_padding() {
             want_y.contains(&0.0) && want_y.iter().any(|v| *v > 0.0),
             "case {i}: the ReLU should clip some outputs and keep others"
         );
-        for workers in [1, 2, 4] {
-            let (y, dx) = pool(workers).install(|| {
-                (
-                    winograd::forward_with(&g, &x, &w, epilogue),
-                    winograd::backward_data(&g, &dy, &w),
-                )
-            });
-            assert_close(&format!("case {i}, {workers} workers: y"), &y, &want_y, TOL);
-            assert_close(
-                &format!("case {i}, {workers} workers: dx"),
-                &dx,
-                &want_dx,
-                TOL,
-            );
-        }
+        let operands = Operands {
+            x: &x,
+            w: &w,
+            dy: &dy,
+            epilogue,
+        };
+        check_in_pools(&format!("case {i}"), &g, &operands, &want_y, &want_dx);
     }
 }
 
