@@ -376,7 +376,7 @@ fn gemm_rm(
 /// `dst[m, n] = lhs[m, k] * rhs[k, n]` into an uninitialised `dst` (the GEMM writes every
 /// element and reads none: no zeroing pass first), operands row-major and untransposed.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn gemm_rm_into(
+fn gemm_rm_into(
     m: usize,
     n: usize,
     k: usize,
@@ -451,6 +451,19 @@ pub fn conv2d_forward(g: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
     conv2d_forward_with(g, x, weight, Epilogue::default())
 }
 
+/// Panics, saying which, unless `x`, `weight` and the epilogue's operands have the lengths
+/// `g` gives them: every forward path checks this before touching them.
+pub(crate) fn check_forward(g: &ConvGeometry, x: &[f32], weight: &[f32], epilogue: &Epilogue) {
+    assert_eq!(x.len(), g.input_len(), "input length");
+    assert_eq!(weight.len(), g.weight_len(), "weight length");
+    if let Some(b) = epilogue.bias {
+        assert_eq!(b.len(), g.out_channels, "one bias per output channel");
+    }
+    if let Some(r) = epilogue.residual {
+        assert_eq!(r.len(), g.output_len(), "residual of the output's shape");
+    }
+}
+
 /// [`conv2d_forward`] with `epilogue` applied to every output value as it is written.
 pub fn conv2d_forward_with(
     g: &ConvGeometry,
@@ -458,12 +471,6 @@ pub fn conv2d_forward_with(
     weight: &[f32],
     epilogue: Epilogue,
 ) -> Vec<f32> {
-    if let Some(b) = epilogue.bias {
-        assert_eq!(b.len(), g.out_channels, "one bias per output channel");
-    }
-    if let Some(r) = epilogue.residual {
-        assert_eq!(r.len(), g.output_len(), "residual of the output's shape");
-    }
     if crate::winograd::applies(g) {
         crate::winograd::forward_with(g, x, weight, epilogue)
     } else if crate::direct::applies(g) {
@@ -473,8 +480,8 @@ pub fn conv2d_forward_with(
     }
 }
 
-/// Forward convolution without bias through im2col + GEMM, whatever [`crate::direct::applies`]
-/// says.
+/// Forward convolution without bias through im2col + GEMM, whatever the other paths'
+/// `applies` say.
 pub fn gemm_forward(g: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
     gemm_forward_with(g, x, weight, Epilogue::default())
 }
@@ -487,8 +494,7 @@ pub fn gemm_forward_with(
     weight: &[f32],
     epilogue: Epilogue,
 ) -> Vec<f32> {
-    assert_eq!(x.len(), g.input_len(), "input length");
-    assert_eq!(weight.len(), g.weight_len(), "weight length");
+    check_forward(g, x, weight, &epilogue);
     let (k, p, cout_g) = (g.k(), g.p(), g.cout_g());
     let in_img = g.in_channels * g.in_size[0] * g.in_size[1];
     let out_img = g.out_channels * p;
@@ -565,8 +571,8 @@ pub fn conv2d_backward_data(g: &ConvGeometry, dy: &[f32], weight: &[f32]) -> Vec
     }
 }
 
-/// Gradient with respect to the input through im2col + GEMM, whatever
-/// [`crate::direct::applies_to_input_gradient`] says.
+/// Gradient with respect to the input through im2col + GEMM, whatever the other paths'
+/// `applies` say.
 pub fn gemm_backward_data(g: &ConvGeometry, dy: &[f32], weight: &[f32]) -> Vec<f32> {
     assert_eq!(dy.len(), g.output_len(), "output-gradient length");
     assert_eq!(weight.len(), g.weight_len(), "weight length");

@@ -350,8 +350,7 @@ pub fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
 /// [`forward`] with `epilogue` applied as each output row is written.
 pub fn forward_with(g: &ConvGeometry, x: &[f32], weight: &[f32], epilogue: Epilogue) -> Vec<f32> {
     assert!(supports(g), "direct convolution does not support {g:?}");
-    assert_eq!(x.len(), g.input_len(), "input length");
-    assert_eq!(weight.len(), g.weight_len(), "weight length");
+    conv::check_forward(g, x, weight, &epilogue);
     if g.output_len() == 0 {
         return Vec::new();
     }

@@ -4,8 +4,8 @@
 //! backward-weight as im2col + GEMM, or [`direct`] kernels, or [`winograd`] F(4x4, 3x3) for
 //! 3x3s over 32-256 channels), [`batch_norm`] (BatchNorm in one or two passes), [`residual`]
 //! (the fused block ends) and [`squeeze_excite`] (an SE unit fused with its block end);
-//! [`backend`] makes them a Burn backend extension with its own autodiff backward, and [`conv2d`], [`batch_norm_train`] and [`batch_norm()`] are the
-//! calls the networks make.
+//! [`backend`] makes them a Burn backend extension with its own autodiff backward, and
+//! [`conv2d`], [`batch_norm_train`] and [`batch_norm()`] are the calls the networks make.
 
 pub mod backend;
 pub mod batch_norm;

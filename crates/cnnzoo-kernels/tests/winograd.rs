@@ -194,6 +194,80 @@ fn conv_dispatch_takes_winograd_where_it_applies() {
     assert!(winograd::supports(&last) && !winograd::applies(&last));
 }
 
+/// The message a call panics with (`None` when it does not panic).
+fn panic_message(f: impl FnOnce() + std::panic::UnwindSafe) -> Option<String> {
+    let payload = std::panic::catch_unwind(f).err()?;
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+}
+
+#[test]
+fn mismatched_operands_are_refused_with_what_is_wrong() {
+    if skip() {
+        return;
+    }
+    let mut g = geometry(&([1, 128, 28, 28], 128, [(1, 1), (1, 1)]));
+    g.batch = 2;
+    assert!(winograd::applies(&g));
+    let (x, w, dy) = (
+        vec![0.0; g.input_len()],
+        vec![0.0; g.weight_len()],
+        vec![0.0; g.output_len()],
+    );
+    let (short_bias, short_residual) = (vec![0.0; 127], vec![0.0; g.output_len() - 1]);
+    let bias = Epilogue {
+        bias: Some(&short_bias),
+        ..Epilogue::default()
+    };
+    let residual = Epilogue {
+        residual: Some(&short_residual),
+        ..Epilogue::default()
+    };
+    let none = Epilogue::default();
+    let checks: [(&str, Option<String>); 7] = [
+        (
+            "one bias per output channel",
+            panic_message(|| drop(winograd::forward_with(&g, &x, &w, bias))),
+        ),
+        (
+            "one bias per output channel",
+            panic_message(|| drop(conv::conv2d_forward_with(&g, &x, &w, bias))),
+        ),
+        (
+            "residual of the output's shape",
+            panic_message(|| drop(winograd::forward_with(&g, &x, &w, residual))),
+        ),
+        (
+            "input length",
+            panic_message(|| drop(winograd::forward_with(&g, &x[1..], &w, none))),
+        ),
+        (
+            "weight length",
+            panic_message(|| drop(winograd::forward_with(&g, &x, &w[1..], none))),
+        ),
+        (
+            "output-gradient length",
+            panic_message(|| drop(winograd::backward_data(&g, &dy[1..], &w))),
+        ),
+        (
+            "does not support",
+            panic_message(|| {
+                let strided = ConvGeometry {
+                    stride: [2, 2],
+                    ..g
+                };
+                drop(winograd::forward_with(&strided, &x, &w, none))
+            }),
+        ),
+    ];
+    for (i, (want, got)) in checks.into_iter().enumerate() {
+        let got = got.unwrap_or_else(|| panic!("check {i} ({want}) did not panic"));
+        assert!(got.contains(want), "check {i}: {got:?} should say {want:?}");
+    }
+}
+
 #[test]
 fn winograd_declines_what_it_cannot_compute() {
     let base = geometry(&CASES[0]);
