@@ -42,10 +42,11 @@ const M: usize = 4;
 const T: usize = 6;
 /// Positions of a transformed patch.
 const XI: usize = T * T;
-/// Fewest output tiles in a batch for [`applies`]: ResNet-50's 256-channel 3x3 at batch 1 (16
-/// tiles) is twice as slow as the direct kernel; its 128-channel one (49 tiles) measured level
-/// in some runs and faster in others, so the bound stays above it.
-const MIN_TILES: usize = 96;
+/// Fewest output tiles in a batch for [`applies`]. Measured in alternating pairs of runs
+/// (`examples/winograd_bound.rs`, results/winograd_bound.md): ResNet-50's 128-channel 3x3 at
+/// batch 1 (49 tiles) is faster through Winograd in almost every pair; its 256-channel one at
+/// batch 1 (16 tiles) twice as slow; at batch 2 (32 tiles) the two are level.
+const MIN_TILES: usize = 48;
 /// Output channels per product tile.
 const R: usize = crate::direct::PRODUCT_ROWS;
 /// Tiles per product tile: a block's tile count is padded to a multiple of it.

@@ -163,13 +163,16 @@ fn conv_dispatch_takes_winograd_where_it_applies() {
     if skip() {
         return;
     }
-    // ResNet-50's second-stage 3x3 at batch 1 has too few tiles; at batch 2 it applies.
-    let mut g = geometry(&([1, 128, 28, 28], 128, [(1, 1), (1, 1)]));
-    assert!(!winograd::applies(&g), "49 tiles: the direct kernel's");
-    g.batch = 2;
+    // ResNet-50's third-stage 3x3 at batch 2 has too few tiles; at batch 3 it applies, as
+    // does its second-stage one at batch 1.
+    let stage2 = geometry(&([1, 128, 28, 28], 128, [(1, 1), (1, 1)]));
+    assert!(winograd::applies(&stage2), "49 tiles of 128 channels");
+    let mut g = geometry(&([2, 256, 14, 14], 256, [(1, 1), (1, 1)]));
+    assert!(!winograd::applies(&g), "32 tiles: the direct kernel's");
+    g.batch = 3;
     assert!(
         winograd::applies(&g),
-        "98 tiles of 128 channels: Winograd's"
+        "48 tiles of 256 channels: Winograd's"
     );
     let x = pseudo_random(g.input_len(), 6);
     let w = pseudo_random(g.weight_len(), 7);

@@ -1,0 +1,77 @@
+//! Times Winograd F(4x4, 3x3) against the direct kernel on the shapes around
+//! `winograd::applies`' bound on tiles per batch (ResNet-50's 3x3s at batch 1 to 3), in
+//! alternating pairs of runs: on a shared machine whose speed drifts from minute to minute,
+//! pairs run back to back compare the two paths where separate series of runs do not.
+//!
+//! Usage: `cargo run --release --example winograd_bound` (`PAIRS` sets the pairs per shape).
+
+use std::time::Instant;
+
+use cnnzoo_kernels::conv::{ConvGeometry, Epilogue};
+use cnnzoo_kernels::{direct, winograd};
+
+/// Milliseconds one run of `f` takes.
+fn ms(f: impl FnOnce() -> Vec<f32>) -> f64 {
+    let t = Instant::now();
+    std::hint::black_box(f());
+    t.elapsed().as_secs_f64() * 1e3
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    let pairs: usize = std::env::var("PAIRS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(40);
+    println!(
+        "threads: {}, pairs per shape: {pairs}",
+        rayon::current_num_threads()
+    );
+    // (batch, channels in and out, map side)
+    for (batch, c, hw) in [
+        (1, 64, 56),
+        (1, 128, 28),
+        (1, 256, 14),
+        (2, 256, 14),
+        (3, 256, 14),
+    ] {
+        let g = ConvGeometry {
+            batch,
+            in_channels: c,
+            in_size: [hw, hw],
+            out_channels: c,
+            kernel: [3, 3],
+            stride: [1, 1],
+            padding: [(1, 1); 2],
+            dilation: [1, 1],
+            groups: 1,
+        };
+        if !winograd::supports(&g) || !direct::supports(&g) {
+            println!("skipped: this CPU has no AVX2 + FMA");
+            return;
+        }
+        let x: Vec<f32> = (0..g.input_len()).map(|i| (i % 7) as f32 * 0.1).collect();
+        let w: Vec<f32> = (0..g.weight_len()).map(|i| (i % 5) as f32 * 0.1).collect();
+        let (mut d, mut wi, mut wins) = (Vec::new(), Vec::new(), 0);
+        for _ in 0..pairs {
+            let a = ms(|| direct::forward_with(&g, &x, &w, Epilogue::default()));
+            let b = ms(|| winograd::forward_with(&g, &x, &w, Epilogue::default()));
+            wins += usize::from(b < a);
+            d.push(a);
+            wi.push(b);
+        }
+        let tiles = batch * hw.div_ceil(4) * hw.div_ceil(4);
+        println!(
+            "b{batch} {c:3} channels {hw:2}x{hw:<2} ({tiles:3} tiles): direct {:5.2} ms, \
+             winograd {:5.2} ms (medians); winograd faster in {wins}/{pairs} pairs; \
+             applies: {}",
+            median(&mut d),
+            median(&mut wi),
+            winograd::applies(&g),
+        );
+    }
+}
