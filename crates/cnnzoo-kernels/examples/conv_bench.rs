@@ -1,6 +1,6 @@
 //! Times each convolution pass (forward, backward-data, backward-weight) on the networks' layer
-//! shapes: the im2col + GEMM path against the direct kernels and Winograd F(4x4, 3x3) where
-//! those support the shape. The choice `conv::conv2d_*` makes is printed per shape, so the
+//! shapes: the im2col + GEMM path against the direct kernels, Winograd F(4x4, 3x3) and the 1x1
+//! kernel where those support the shape. The choice `conv::conv2d_*` makes is printed per shape, so the
 //! thresholds in `direct.rs` and `winograd.rs` can be checked against the numbers.
 //!
 //! Usage: `cargo run --release --example conv_bench` (set `RAYON_NUM_THREADS` to compare
@@ -9,7 +9,7 @@
 use std::time::Instant;
 
 use cnnzoo_kernels::conv::{self, ConvGeometry};
-use cnnzoo_kernels::{direct, winograd};
+use cnnzoo_kernels::{direct, pointwise, winograd};
 
 fn best_ms(mut f: impl FnMut() -> Vec<f32>) -> (f64, Vec<f32>) {
     let mut times = Vec::new();
@@ -68,6 +68,18 @@ fn main() {
         ("resnet50 stage 1 b1", 1, 64, 64, 56, 3, 1, 1),
         ("resnet50 stage 2 b1", 1, 128, 128, 28, 3, 1, 1),
         ("resnet50 stage 3 b1", 1, 256, 256, 14, 3, 1, 1),
+        ("resnet50 1x1 64-256", 8, 64, 256, 56, 1, 1, 1),
+        ("resnet50 1x1 256-64", 8, 256, 64, 56, 1, 1, 1),
+        ("resnet50 1x1 512-128", 8, 512, 128, 28, 1, 1, 1),
+        ("resnet50 1x1 128-512", 8, 128, 512, 28, 1, 1, 1),
+        ("resnet50 1x1 1024-256", 8, 1024, 256, 14, 1, 1, 1),
+        ("resnet50 1x1 256-1024", 8, 256, 1024, 14, 1, 1, 1),
+        ("resnet50 1x1 2048-512", 8, 2048, 512, 7, 1, 1, 1),
+        ("resnet50 1x1 512-2048", 8, 512, 2048, 7, 1, 1, 1),
+        ("resnet50 1x1 s2 1024-2048", 8, 1024, 2048, 14, 1, 2, 1),
+        ("resnet50 1x1 256-1024 b1", 1, 256, 1024, 14, 1, 1, 1),
+        ("resnet50 1x1 2048-512 b1", 1, 2048, 512, 7, 1, 1, 1),
+        ("densenet-bc 1x1", 64, 120, 48, 32, 1, 1, 1),
         ("seresnext50 stage 1", 8, 128, 128, 56, 3, 1, 32),
         ("seresnext50 stage 4", 8, 1024, 1024, 7, 3, 1, 32),
         ("seresnext50 down 3-4", 8, 1024, 1024, 14, 3, 2, 32),
@@ -116,6 +128,21 @@ fn main() {
                 max_diff(&dw_g, &dw_d),
             );
         }
+        if pointwise::supports(&g) {
+            let (f_p, y_p) = best_ms(|| pointwise::forward_with(&g, &x, &w, Default::default()));
+            // A strided input gradient stays on the GEMM path (timed once above).
+            let (d_p, dx_p) = if pointwise::supports_input_gradient(&g) {
+                best_ms(|| pointwise::backward_data(&g, &dy, &w))
+            } else {
+                (d_g, dx_g.clone())
+            };
+            print!(
+                "\n{:20} 1x1    fwd {f_p:7.2} ms  bwd-data {d_p:7.2} ms  (max diff {:.1e} {:.1e})",
+                "",
+                max_diff(&y_g, &y_p),
+                max_diff(&dx_g, &dx_p),
+            );
+        }
         if winograd::supports(&g) {
             let (f_w, y_w) = best_ms(|| winograd::forward_with(&g, &x, &w, Default::default()));
             let (d_w, dx_w) = best_ms(|| winograd::backward_data(&g, &dy, &w));
@@ -134,17 +161,27 @@ fn main() {
 
 /// Which path `conv::conv2d_*` takes for each pass.
 fn choice(g: &ConvGeometry) -> String {
-    let pick = |winograd: bool, direct: bool| match (winograd, direct) {
-        (true, _) => "winograd",
-        (false, true) => "direct",
-        _ => "gemm",
+    let pick = |winograd: bool, pointwise: bool, direct: bool| {
+        if winograd {
+            "winograd"
+        } else if pointwise {
+            "1x1"
+        } else if direct {
+            "direct"
+        } else {
+            "gemm"
+        }
     };
     // Winograd takes both the forward pass and the input gradient, or neither.
     let wino = winograd::applies(g);
     format!(
         "{} / {} / {} (fwd / bwd-data / bwd-weight)",
-        pick(wino, direct::applies(g)),
-        pick(wino, direct::applies_to_input_gradient(g)),
-        pick(false, direct::applies_to_weight_gradient(g)),
+        pick(wino, pointwise::applies(g), direct::applies(g)),
+        pick(
+            wino,
+            pointwise::applies_to_input_gradient(g),
+            direct::applies_to_input_gradient(g)
+        ),
+        pick(false, false, direct::applies_to_weight_gradient(g)),
     )
 }

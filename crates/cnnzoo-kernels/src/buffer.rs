@@ -9,6 +9,27 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
+/// A pointer to an output buffer that workers write disjoint parts of.
+#[derive(Clone, Copy)]
+pub(crate) struct Shared(pub(crate) *mut MaybeUninit<f32>);
+// SAFETY: the users write disjoint elements from each worker (distinct tiles, columns or
+// channels) and nothing reads the buffer until every worker has finished.
+unsafe impl Send for Shared {}
+// SAFETY: as above.
+unsafe impl Sync for Shared {}
+
+impl Shared {
+    /// Elements `at..at + len` of the buffer.
+    ///
+    /// # Safety
+    /// They must lie inside the buffer, and no other worker may touch them meanwhile.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn slice(&self, at: usize, len: usize) -> &mut [MaybeUninit<f32>] {
+        // SAFETY: as the caller guarantees.
+        unsafe { std::slice::from_raw_parts_mut(self.0.add(at), len) }
+    }
+}
+
 /// An uninitialised buffer of `len` values, to be handed out chunk by chunk with [`zeroed`]
 /// and finished with [`assume_init`].
 pub(crate) fn uninit(len: usize) -> Vec<MaybeUninit<f32>> {

@@ -1,7 +1,8 @@
 //! 2-D convolution on NCHW `f32` slices: forward, backward-data and backward-weight, each as
 //! one GEMM per image (and group) over an im2col buffer, or through [`crate::direct`]'s
 //! kernels where those apply (convolutions over few channels), or [`crate::winograd`]'s
-//! (stride-1 3x3s over 32-256 channels, forward and input gradient).
+//! (stride-1 3x3s over 32-256 channels, forward and input gradient), or
+//! [`crate::pointwise`]'s (1x1s, forward and stride-1 input gradient).
 //!
 //! Everything stays in NCHW, the layout the networks use end to end, so no layout copies are
 //! made around the GEMMs. Images are spread over rayon's pool and each worker reuses one
@@ -473,6 +474,8 @@ pub fn conv2d_forward_with(
 ) -> Vec<f32> {
     if crate::winograd::applies(g) {
         crate::winograd::forward_with(g, x, weight, epilogue)
+    } else if crate::pointwise::applies(g) {
+        crate::pointwise::forward_with(g, x, weight, epilogue)
     } else if crate::direct::applies(g) {
         crate::direct::forward_with(g, x, weight, epilogue)
     } else {
@@ -564,6 +567,8 @@ pub fn gemm_forward_with(
 pub fn conv2d_backward_data(g: &ConvGeometry, dy: &[f32], weight: &[f32]) -> Vec<f32> {
     if crate::winograd::applies(g) {
         crate::winograd::backward_data(g, dy, weight)
+    } else if crate::pointwise::applies_to_input_gradient(g) {
+        crate::pointwise::backward_data(g, dy, weight)
     } else if crate::direct::applies_to_input_gradient(g) {
         crate::direct::backward_data(g, dy, weight)
     } else {

@@ -32,7 +32,7 @@ use std::arch::x86_64::{
     _mm256_shuffle_ps, _mm256_storeu_ps, _mm256_sub_ps, _mm256_unpackhi_ps, _mm256_unpacklo_ps,
 };
 
-use crate::buffer;
+use crate::buffer::{self, Shared};
 use crate::conv::{ConvGeometry, Epilogue};
 use crate::simd::copy_row;
 
@@ -401,15 +401,6 @@ thread_local! {
     };
 }
 
-/// A pointer to the output that workers write disjoint parts of.
-#[derive(Clone, Copy)]
-struct Out(*mut MaybeUninit<f32>);
-// SAFETY: workers write disjoint elements (distinct tiles or channels) and nothing reads the
-// buffer until every worker has finished.
-unsafe impl Send for Out {}
-// SAFETY: as above.
-unsafe impl Sync for Out {}
-
 /// One block: tiles `tiles` of the whole batch, numbered row by row through the images (tile
 /// `t` is in tile row `gr = t / tw`, which is tile row `gr % th` of image `gr / th`), times
 /// output channels `chans`.
@@ -454,7 +445,15 @@ fn runs(p: &Plan, b: &Block) -> impl Iterator<Item = (usize, usize, usize, usize
 
 /// One block start to finish: input transform, products, output transform.
 #[cfg(target_arch = "x86_64")]
-fn run_block(p: &Plan, x: &[f32], u: &[f32], b: &Block, s: &mut Scratch, e: &Epilogue, out: Out) {
+fn run_block(
+    p: &Plan,
+    x: &[f32],
+    u: &[f32],
+    b: &Block,
+    s: &mut Scratch,
+    e: &Epilogue,
+    out: Shared,
+) {
     assert!(crate::direct::simd_available());
     // SAFETY: the CPU has AVX2 and FMA (checked above; `supports` requires them).
     unsafe {
@@ -466,7 +465,7 @@ fn run_block(p: &Plan, x: &[f32], u: &[f32], b: &Block, s: &mut Scratch, e: &Epi
 
 /// Without x86-64 nothing reaches here: [`supports`] is false.
 #[cfg(not(target_arch = "x86_64"))]
-fn run_block(_: &Plan, _: &[f32], _: &[f32], _: &Block, _: &mut Scratch, _: &Epilogue, _: Out) {
+fn run_block(_: &Plan, _: &[f32], _: &[f32], _: &Block, _: &mut Scratch, _: &Epilogue, _: Shared) {
     unreachable!("Winograd convolution needs x86-64 with AVX2 and FMA");
 }
 
@@ -596,7 +595,7 @@ fn multiply(p: &Plan, u: &[f32], b: &Block, s: &mut Scratch) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[inline(never)]
-fn transform_output(p: &Plan, b: &Block, s: &mut Scratch, epilogue: &Epilogue, out: Out) {
+fn transform_output(p: &Plan, b: &Block, s: &mut Scratch, epilogue: &Epilogue, out: Shared) {
     let (np, ps, kc) = (b.np, b.ps, b.kc);
     let out_plane = p.oh * p.ow;
     for (kk, k) in b.chans.clone().enumerate() {
@@ -619,7 +618,7 @@ fn transform_output(p: &Plan, b: &Block, s: &mut Scratch, epilogue: &Epilogue, o
                 let at = (img * p.cout + k) * out_plane + (M * ty + i) * p.ow + M * a;
                 // SAFETY: these columns of row `M * ty + i` of channel `k` of image `img` are
                 // inside the output, and only this block writes them.
-                let dst = unsafe { std::slice::from_raw_parts_mut(out.0.add(at), width) };
+                let dst = unsafe { out.slice(at, width) };
                 epilogue.write(dst, &s.yrow[..width], k, at);
             }
         }
@@ -630,7 +629,7 @@ fn transform_output(p: &Plan, b: &Block, s: &mut Scratch, epilogue: &Epilogue, o
 fn convolve(p: &Plan, x: &[f32], u: &[f32], epilogue: &Epilogue) -> Vec<f32> {
     let out_len = p.batch * p.cout * p.oh * p.ow;
     let mut out = buffer::uninit(out_len);
-    let ptr = Out(out.as_mut_ptr());
+    let ptr = Shared(out.as_mut_ptr());
     let tiles = p.batch * p.th * p.tw;
     // Whole product tiles per block, as many as fit BLOCK_BYTES of V but no more than an even
     // share per worker.

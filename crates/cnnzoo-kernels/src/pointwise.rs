@@ -1,0 +1,546 @@
+//! 1x1 convolutions without padding or groups (the bottleneck's reduce and expand, its
+//! strided projection shortcut, DenseNet's bottleneck) as one matrix product over the whole
+//! batch.
+//!
+//! A 1x1 convolution is `y[n] (O x P) = W (O x C) · x[n] (C x P)` per image. The GEMM path
+//! runs that product once per image, which on small maps (7x7, 14x14: 49 and 196 columns)
+//! leaves its register tiles partly empty, repacks the weights for every image and applies the
+//! epilogue in a second pass. Here the columns of every image are numbered as one sequence
+//! (`q = n * P + p`) and cut into blocks that may span images; a worker copies a block's
+//! columns (every `stride`-th row and column for a strided 1x1) into panels of 24 columns
+//! that stay in its cache, and multiplies them by the weights, read in place, on a register
+//! tile of 4 output channels x 24 columns. A tile that lies inside one image is written
+//! straight into that image's planes with the epilogue (residual, bias, ReLU) applied in
+//! registers; the few that straddle two images go through a small buffer.
+//!
+//! The input gradient of a stride-1 1x1 convolution is one too (the transposed weights, read
+//! in place), so it runs through the same code; the weight gradient stays on the GEMM path.
+
+use rayon::prelude::*;
+
+use crate::buffer::{self, Shared};
+use crate::conv::{ConvGeometry, Epilogue};
+use crate::simd::copy_row;
+
+/// Output channels per product tile.
+const R: usize = crate::direct::PRODUCT_ROWS;
+/// Columns per product tile: a block's width is padded to a multiple of it.
+const COLS: usize = crate::direct::PRODUCT_COLS;
+/// Bytes of packed input one block keeps: read once per 4 output channels, so it should stay
+/// in the core's L2 cache.
+const BLOCK_BYTES: usize = 256 * 1024;
+/// Bytes of packed input (a group of tiles) that every output channel passes over before the
+/// next group: larger groups write each output row in longer pieces (one tile at a time, a
+/// 64-channel expand wrote 96-byte pieces 256 rows apart and ran slower than the GEMM path),
+/// and the group should still stay in the core's L2 cache.
+const GROUP_BYTES: usize = 96 * 1024;
+
+/// Whether [`forward_with`] can compute this convolution: a 1x1 kernel, no padding, dilation
+/// or groups, non-empty, on a CPU with AVX2 and FMA. [`backward_data`] also needs stride 1
+/// ([`supports_input_gradient`]).
+pub fn supports(g: &ConvGeometry) -> bool {
+    g.validate().is_ok()
+        && g.kernel == [1, 1]
+        && g.padding == [(0, 0); 2]
+        && g.dilation == [1, 1]
+        && g.groups == 1
+        && g.output_len() > 0
+        && g.input_len() > 0
+        && crate::direct::simd_available()
+}
+
+/// Whether [`backward_data`] can compute this convolution's input gradient: [`supports`] and
+/// stride 1.
+pub fn supports_input_gradient(g: &ConvGeometry) -> bool {
+    supports(g) && g.stride == [1, 1]
+}
+
+/// Whether [`crate::conv`] should take this path: it is supported and the maps are larger
+/// than 1x1 (on 1x1 maps, SE's excitation FCs, the GEMM path makes one matrix product of the
+/// batch already).
+pub fn applies(g: &ConvGeometry) -> bool {
+    let [oh, ow] = g.out_size().unwrap_or([0, 0]);
+    supports(g) && oh * ow > 1
+}
+
+/// Whether [`crate::conv`] should take this path for the input gradient.
+pub fn applies_to_input_gradient(g: &ConvGeometry) -> bool {
+    applies(g) && g.stride == [1, 1]
+}
+
+/// The weights as the register tile reads them: element `(j, i)` (output row `j`, input
+/// row `i`) of the product at `w[j * row + i * col]`, so that the forward pass reads `W`
+/// (`[O, C]`) and the input gradient its transpose in place, with no packed copy.
+#[derive(Clone, Copy)]
+struct Weights<'a> {
+    w: &'a [f32],
+    /// Distance between output rows and between input rows.
+    row: usize,
+    col: usize,
+}
+
+/// One worker's buffers, kept from call to call.
+struct Scratch {
+    /// A block's columns as panels of [`COLS`], `[tiles][C][COLS]`.
+    x: Vec<f32>,
+    /// One product tile that does not land in one image's planes, `[4][COLS]`.
+    y: Vec<f32>,
+    /// The last 4 output rows' weights when O is not a multiple of 4, zero-padded, `[C][4]`.
+    w: Vec<f32>,
+}
+
+thread_local! {
+    /// Each worker's buffers: allocating them per call costs page faults on every call.
+    static SCRATCH: std::cell::RefCell<Scratch> = const {
+        std::cell::RefCell::new(Scratch { x: Vec::new(), y: Vec::new(), w: Vec::new() })
+    };
+}
+
+/// The pieces of columns `cols` that lie in one image each: `(image, first position in the
+/// image, length, offset from the start of `cols`)`.
+fn runs(
+    cols: std::ops::Range<usize>,
+    plane: usize,
+) -> impl Iterator<Item = (usize, usize, usize, usize)> {
+    let start = cols.start;
+    let mut q = cols.start;
+    std::iter::from_fn(move || {
+        (q < cols.end).then(|| {
+            let (img, p) = (q / plane, q % plane);
+            let len = (plane - p).min(cols.end - q);
+            let run = (img, p, len, q - start);
+            q += len;
+            run
+        })
+    })
+}
+
+/// Where the product's columns come from: `C` channels of `[in_h, in_w]` input planes, read
+/// every `stride` rows and columns into `[out_h, out_w]` output planes.
+#[derive(Debug, Clone, Copy)]
+struct Source {
+    c: usize,
+    in_size: [usize; 2],
+    out_size: [usize; 2],
+    stride: [usize; 2],
+}
+
+impl Source {
+    /// Output positions per image: the product's columns per image.
+    fn plane(&self) -> usize {
+        self.out_size[0] * self.out_size[1]
+    }
+
+    fn in_plane(&self) -> usize {
+        self.in_size[0] * self.in_size[1]
+    }
+
+    /// Whether the columns are the input planes themselves (stride 1).
+    fn contiguous(&self) -> bool {
+        self.stride == [1, 1]
+    }
+}
+
+/// Copies columns `cols` of the product's right-hand side, read from `x` (`[N, C, H, W]`)
+/// as `src` says, into panels `[tiles][C][COLS]`.
+fn pack_columns(x: &[f32], src: &Source, cols: std::ops::Range<usize>, xs: &mut [f32]) {
+    let c = src.c;
+    if !src.contiguous() {
+        // A strided 1x1 (the downsampling shortcut) reads every other row and column.
+        let (ow, iw) = (src.out_size[1], src.in_size[1]);
+        for (img, p, len, at) in runs(cols, src.plane()) {
+            for ci in 0..c {
+                let plane = &x[(img * c + ci) * src.in_plane()..][..src.in_plane()];
+                let (mut oy, mut ox) = (p / ow, p % ow);
+                for j in at..at + len {
+                    xs[((j / COLS) * c + ci) * COLS + j % COLS] =
+                        plane[oy * src.stride[0] * iw + ox * src.stride[1]];
+                    ox += 1;
+                    if ox == ow {
+                        (oy, ox) = (oy + 1, 0);
+                    }
+                }
+            }
+        }
+        return;
+    }
+    let plane = src.plane();
+    for (img, p, len, at) in runs(cols, plane) {
+        for ci in 0..c {
+            let src = &x[(img * c + ci) * plane + p..][..len];
+            let mut j = 0;
+            while j < len {
+                let (t, col) = ((at + j) / COLS, (at + j) % COLS);
+                let n = (COLS - col).min(len - j);
+                let dst = &mut xs[(t * c + ci) * COLS + col..][..n];
+                if let (Ok(d), Ok(s)) = (
+                    <&mut [f32; COLS]>::try_from(&mut *dst),
+                    <&[f32; COLS]>::try_from(&src[j..j + n]),
+                ) {
+                    // A fixed-size copy: inlined moves, not a call to `memcpy`.
+                    *d = *s;
+                } else {
+                    copy_row(dst, &src[j..j + n]);
+                }
+                j += n;
+            }
+        }
+    }
+}
+
+/// The 1x1 convolution of `x` (read as `src` says) with weights `wt` into `[N, O, P]`.
+fn convolve(
+    (batch, src, o): (usize, Source, usize),
+    x: &[f32],
+    wt: Weights,
+    epilogue: &Epilogue,
+) -> Vec<f32> {
+    let (c, plane) = (src.c, src.plane());
+    let mut out = buffer::uninit(batch * o * plane);
+    let ptr = Shared(out.as_mut_ptr());
+    let cols = batch * plane;
+    let threads = rayon::current_num_threads().max(1);
+    // Blocks of whole tiles, as many as fit BLOCK_BYTES of panels, evened out.
+    let tiles = cols.div_ceil(COLS);
+    let blocks = tiles.div_ceil((BLOCK_BYTES / (4 * c * COLS)).max(1));
+    let per_block = tiles.div_ceil(blocks) * COLS;
+    let blocks = cols.div_ceil(per_block);
+    // Few tiles (small maps at batch 1): every block is split into chunks of output channels
+    // too, one per worker, so that no worker waits for another's extra tile.
+    let chunks = if tiles < 8 * threads {
+        threads.min(o.div_ceil(4 * R)).max(1)
+    } else {
+        1
+    };
+    let chunk = o.div_ceil(chunks).next_multiple_of(R);
+    let chunks = o.div_ceil(chunk);
+    (0..blocks * chunks).into_par_iter().for_each(|item| {
+        SCRATCH.with_borrow_mut(|s| {
+            let (b, ch) = (item / chunks, item % chunks);
+            let range = b * per_block..((b + 1) * per_block).min(cols);
+            let width = range.len().next_multiple_of(COLS);
+            let chans = ch * chunk..((ch + 1) * chunk).min(o);
+            if s.x.len() < c * width {
+                s.x.resize(c * width, 0.0);
+            }
+            s.y.resize(R * COLS, 0.0);
+            // The last rows when O is not a multiple of 4, padded with zero rows.
+            let spare = o.next_multiple_of(R) - R;
+            if chans.contains(&spare) && spare + R > o {
+                s.w.clear();
+                for i in 0..c {
+                    s.w.extend((spare..spare + R).map(|j| {
+                        if j < o {
+                            wt.w[j * wt.row + i * wt.col]
+                        } else {
+                            0.0
+                        }
+                    }));
+                }
+            }
+            // The padding columns past the block keep finite leftovers; their products are
+            // dropped.
+            pack_columns(x, &src, range.clone(), &mut s.x);
+            // Tiles in groups whose panels stay in cache while every output channel passes
+            // over them, so that each channel's outputs are written a group's width at a time.
+            let group = (GROUP_BYTES / (4 * COLS * c)).max(1) * COLS;
+            for g0 in (0..width).step_by(group) {
+                for ob in chans.clone().step_by(R) {
+                    let w = if ob + R <= o {
+                        Weights {
+                            w: &wt.w[ob * wt.row..],
+                            ..wt
+                        }
+                    } else {
+                        Weights {
+                            w: &s.w,
+                            row: 1,
+                            col: R,
+                        }
+                    };
+                    for t in (g0..(g0 + group).min(width)).step_by(COLS) {
+                        let panel = &s.x[t * c..][..c * COLS];
+                        let q = range.start + t;
+                        let (img, p) = (q / plane, q % plane);
+                        // A whole tile inside one image's planes is written there directly,
+                        // with the epilogue applied in registers.
+                        if p + COLS <= plane && q + COLS <= range.end && ob + R <= o {
+                            let pos = (img * o + ob) * plane + p;
+                            let fuse = Fuse {
+                                bias: epilogue.bias.map_or(std::ptr::null(), |b| b[ob..].as_ptr()),
+                                residual: epilogue
+                                    .residual
+                                    .map_or(std::ptr::null(), |r| r[pos..].as_ptr()),
+                                relu: epilogue.relu,
+                            };
+                            // SAFETY: rows ob..ob + 4 of image `img`, columns p..p + COLS, lie
+                            // in the output (and the residual, of the output's shape); only
+                            // this block and chunk write them; `supports` checked AVX2 + FMA.
+                            unsafe {
+                                tile(panel, w, c, ptr.0.add(pos).cast::<f32>(), plane, fuse);
+                            }
+                            continue;
+                        }
+                        // SAFETY: `s.y` holds 4 rows of COLS.
+                        unsafe { tile(panel, w, c, s.y.as_mut_ptr(), COLS, Fuse::NONE) };
+                        let cols_here = q..(q + COLS).min(range.end);
+                        for r in 0..R.min(o - ob) {
+                            for (img, p, len, at) in runs(cols_here.clone(), plane) {
+                                let pos = (img * o + ob + r) * plane + p;
+                                // SAFETY: these positions of channel `ob + r` of image `img` are
+                                // inside the output, and only this block and chunk write them.
+                                let dst = unsafe { ptr.slice(pos, len) };
+                                epilogue.write(dst, &s.y[r * COLS + at..][..len], ob + r, pos);
+                            }
+                        }
+                    }
+                }
+            }
+        })
+    });
+    // SAFETY: the blocks cover every column of every image and the chunks every output
+    // channel; each writes all of its positions.
+    unsafe { buffer::assume_init(out) }
+}
+
+/// The epilogue as the register tile applies it: pointers to the tile's 4 biases and to its
+/// residual (rows as far apart as the output's), null for none.
+#[derive(Clone, Copy)]
+struct Fuse {
+    bias: *const f32,
+    residual: *const f32,
+    relu: bool,
+}
+
+impl Fuse {
+    /// No epilogue.
+    const NONE: Fuse = Fuse {
+        bias: std::ptr::null(),
+        residual: std::ptr::null(),
+        relu: false,
+    };
+}
+
+/// `y[j * stride + q] = e(sum_i w(j, i) * x[i * COLS + q])` for the 4 rows `j` and the
+/// [`COLS`] columns `q` over `rows` input rows `i`, `e` adding the residual
+/// (`fuse.residual[j * stride + q]`), then the bias (`fuse.bias[j]`), then taking the ReLU,
+/// each where `fuse` asks for it.
+///
+/// # Safety
+/// AVX2 and FMA must be available, and `y` (and the residual, when given) valid for the 4
+/// rows of `COLS` at `stride` apart. The operands' lengths are checked here.
+unsafe fn tile(x: &[f32], w: Weights, rows: usize, y: *mut f32, stride: usize, fuse: Fuse) {
+    assert!(rows > 0 && x.len() >= rows * COLS && stride >= COLS);
+    assert!(w.w.len() > (R - 1) * w.row + (rows - 1) * w.col);
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: as the caller guarantees; the operands' reads are bounded by the asserts.
+    unsafe {
+        tile_avx2(x.as_ptr(), w, rows, y, stride, fuse)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (y, fuse);
+        unreachable!("the pointwise kernel needs AVX2 and FMA");
+    }
+}
+
+/// [`tile`]'s register tile: the 12 accumulators in ymm0-11, the three input vectors in
+/// ymm12-14 and the broadcast weight in ymm15; both operands are read front to back.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tile_avx2(
+    x: *const f32,
+    w: Weights,
+    rows: usize,
+    y: *mut f32,
+    stride: usize,
+    fuse: Fuse,
+) {
+    use std::arch::x86_64::{_MM_HINT_ET0, _MM_HINT_T0, _mm_prefetch};
+    // The output rows and the residual are far apart in memory and rarely in cache: asking
+    // for their lines now lets them arrive while the products run, instead of stalling the
+    // stores and the residual's loads at the end.
+    for r in 0..R {
+        for off in [0, 16, COLS - 1] {
+            // SAFETY: a prefetch never faults; the addresses are inside the tile's rows.
+            unsafe {
+                let at = r * stride + off;
+                _mm_prefetch::<_MM_HINT_ET0>(y.add(at).cast::<i8>());
+                if !fuse.residual.is_null() {
+                    _mm_prefetch::<_MM_HINT_T0>(fuse.residual.add(at).cast::<i8>());
+                }
+            }
+        }
+    }
+    // SAFETY: the caller guarantees every address read or written is in bounds.
+    unsafe {
+        std::arch::asm!(
+        "vxorps ymm0, ymm0, ymm0",
+        "vxorps ymm1, ymm1, ymm1",
+        "vxorps ymm2, ymm2, ymm2",
+        "vxorps ymm3, ymm3, ymm3",
+        "vxorps ymm4, ymm4, ymm4",
+        "vxorps ymm5, ymm5, ymm5",
+        "vxorps ymm6, ymm6, ymm6",
+        "vxorps ymm7, ymm7, ymm7",
+        "vxorps ymm8, ymm8, ymm8",
+        "vxorps ymm9, ymm9, ymm9",
+        "vxorps ymm10, ymm10, ymm10",
+        "vxorps ymm11, ymm11, ymm11",
+        "2:",
+        "vmovups ymm12, ymmword ptr [{x}]",
+        "vmovups ymm13, ymmword ptr [{x} + 32]",
+        "vmovups ymm14, ymmword ptr [{x} + 64]",
+        "vbroadcastss ymm15, dword ptr [{w}]",
+        "vfmadd231ps ymm0, ymm15, ymm12",
+        "vfmadd231ps ymm1, ymm15, ymm13",
+        "vfmadd231ps ymm2, ymm15, ymm14",
+        "vbroadcastss ymm15, dword ptr [{w} + {js}]",
+        "vfmadd231ps ymm3, ymm15, ymm12",
+        "vfmadd231ps ymm4, ymm15, ymm13",
+        "vfmadd231ps ymm5, ymm15, ymm14",
+        "vbroadcastss ymm15, dword ptr [{w} + 2*{js}]",
+        "vfmadd231ps ymm6, ymm15, ymm12",
+        "vfmadd231ps ymm7, ymm15, ymm13",
+        "vfmadd231ps ymm8, ymm15, ymm14",
+        "vbroadcastss ymm15, dword ptr [{w} + {j3}]",
+        "vfmadd231ps ymm9, ymm15, ymm12",
+        "vfmadd231ps ymm10, ymm15, ymm13",
+        "vfmadd231ps ymm11, ymm15, ymm14",
+        "add {x}, 96",
+        "add {w}, {ks}",
+        "dec {n}",
+        "jnz 2b",
+        // The residual, row by row.
+        "test {res}, {res}",
+        "jz 3f",
+        "vaddps ymm0, ymm0, ymmword ptr [{res}]",
+        "vaddps ymm1, ymm1, ymmword ptr [{res} + 32]",
+        "vaddps ymm2, ymm2, ymmword ptr [{res} + 64]",
+        "add {res}, {row}",
+        "vaddps ymm3, ymm3, ymmword ptr [{res}]",
+        "vaddps ymm4, ymm4, ymmword ptr [{res} + 32]",
+        "vaddps ymm5, ymm5, ymmword ptr [{res} + 64]",
+        "add {res}, {row}",
+        "vaddps ymm6, ymm6, ymmword ptr [{res}]",
+        "vaddps ymm7, ymm7, ymmword ptr [{res} + 32]",
+        "vaddps ymm8, ymm8, ymmword ptr [{res} + 64]",
+        "add {res}, {row}",
+        "vaddps ymm9, ymm9, ymmword ptr [{res}]",
+        "vaddps ymm10, ymm10, ymmword ptr [{res} + 32]",
+        "vaddps ymm11, ymm11, ymmword ptr [{res} + 64]",
+        "3:",
+        // One bias per row.
+        "test {bias}, {bias}",
+        "jz 4f",
+        "vbroadcastss ymm15, dword ptr [{bias}]",
+        "vaddps ymm0, ymm0, ymm15",
+        "vaddps ymm1, ymm1, ymm15",
+        "vaddps ymm2, ymm2, ymm15",
+        "vbroadcastss ymm15, dword ptr [{bias} + 4]",
+        "vaddps ymm3, ymm3, ymm15",
+        "vaddps ymm4, ymm4, ymm15",
+        "vaddps ymm5, ymm5, ymm15",
+        "vbroadcastss ymm15, dword ptr [{bias} + 8]",
+        "vaddps ymm6, ymm6, ymm15",
+        "vaddps ymm7, ymm7, ymm15",
+        "vaddps ymm8, ymm8, ymm15",
+        "vbroadcastss ymm15, dword ptr [{bias} + 12]",
+        "vaddps ymm9, ymm9, ymm15",
+        "vaddps ymm10, ymm10, ymm15",
+        "vaddps ymm11, ymm11, ymm15",
+        "4:",
+        "test {relu}, {relu}",
+        "jz 5f",
+        "vxorps ymm15, ymm15, ymm15",
+        "vmaxps ymm0, ymm0, ymm15",
+        "vmaxps ymm1, ymm1, ymm15",
+        "vmaxps ymm2, ymm2, ymm15",
+        "vmaxps ymm3, ymm3, ymm15",
+        "vmaxps ymm4, ymm4, ymm15",
+        "vmaxps ymm5, ymm5, ymm15",
+        "vmaxps ymm6, ymm6, ymm15",
+        "vmaxps ymm7, ymm7, ymm15",
+        "vmaxps ymm8, ymm8, ymm15",
+        "vmaxps ymm9, ymm9, ymm15",
+        "vmaxps ymm10, ymm10, ymm15",
+        "vmaxps ymm11, ymm11, ymm15",
+        "5:",
+        "vmovups ymmword ptr [{y} + 0], ymm0",
+        "vmovups ymmword ptr [{y} + 32], ymm1",
+        "vmovups ymmword ptr [{y} + 64], ymm2",
+        "add {y}, {row}",
+        "vmovups ymmword ptr [{y} + 0], ymm3",
+        "vmovups ymmword ptr [{y} + 32], ymm4",
+        "vmovups ymmword ptr [{y} + 64], ymm5",
+        "add {y}, {row}",
+        "vmovups ymmword ptr [{y} + 0], ymm6",
+        "vmovups ymmword ptr [{y} + 32], ymm7",
+        "vmovups ymmword ptr [{y} + 64], ymm8",
+        "add {y}, {row}",
+        "vmovups ymmword ptr [{y} + 0], ymm9",
+        "vmovups ymmword ptr [{y} + 32], ymm10",
+        "vmovups ymmword ptr [{y} + 64], ymm11",
+            x = inout(reg) x => _,
+            w = inout(reg) w.w.as_ptr() => _,
+            js = in(reg) w.row * 4,
+            j3 = in(reg) w.row * 12,
+            ks = in(reg) w.col * 4,
+            n = inout(reg) rows => _,
+            y = inout(reg) y => _,
+            row = in(reg) stride * 4,
+            res = inout(reg) fuse.residual => _,
+            bias = in(reg) fuse.bias,
+            relu = in(reg) usize::from(fuse.relu),
+            out("ymm0") _, out("ymm1") _, out("ymm2") _, out("ymm3") _, out("ymm4") _, out("ymm5") _, out("ymm6") _, out("ymm7") _, out("ymm8") _, out("ymm9") _, out("ymm10") _, out("ymm11") _, out("ymm12") _, out("ymm13") _, out("ymm14") _, out("ymm15") _,
+            options(nostack),
+        );
+    }
+}
+
+/// Forward 1x1 convolution with `epilogue` applied as each output is written; same contract
+/// as [`crate::conv::conv2d_forward_with`]. Panics unless [`supports`] holds.
+pub fn forward_with(g: &ConvGeometry, x: &[f32], weight: &[f32], epilogue: Epilogue) -> Vec<f32> {
+    assert!(supports(g), "the pointwise kernel does not support {g:?}");
+    crate::conv::check_forward(g, x, weight, &epilogue);
+    let (c, o) = (g.in_channels, g.out_channels);
+    let wt = Weights {
+        w: weight,
+        row: c,
+        col: 1,
+    };
+    let src = Source {
+        c,
+        in_size: g.in_size,
+        out_size: g.out_size().expect("validated geometry"),
+        stride: g.stride,
+    };
+    convolve((g.batch, src, o), x, wt, &epilogue)
+}
+
+/// Gradient with respect to the input of a 1x1 convolution (the output gradient times the
+/// transposed weights); same contract as [`crate::conv::conv2d_backward_data`]. Panics
+/// unless [`supports`] holds.
+pub fn backward_data(g: &ConvGeometry, dy: &[f32], weight: &[f32]) -> Vec<f32> {
+    assert!(
+        supports_input_gradient(g),
+        "the pointwise kernel does not support the input gradient of {g:?}"
+    );
+    assert_eq!(dy.len(), g.output_len(), "output-gradient length");
+    assert_eq!(weight.len(), g.weight_len(), "weight length");
+    let (c, o) = (g.in_channels, g.out_channels);
+    // dx = Wᵀ dy: output row j (an input channel) and input row i (an output channel) of the
+    // product is W[i, j].
+    let wt = Weights {
+        w: weight,
+        row: 1,
+        col: c,
+    };
+    let src = Source {
+        c: o,
+        in_size: g.in_size,
+        out_size: g.in_size,
+        stride: [1, 1],
+    };
+    convolve((g.batch, src, c), dy, wt, &Epilogue::default())
+}

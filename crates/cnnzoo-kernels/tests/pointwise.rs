@@ -1,0 +1,355 @@
+//! The 1x1 kernel against Burn's reference `conv2d` (forward and input gradient; forward at
+//! strides 2 and 3) and against the im2col + GEMM path (each part of the epilogue alone and
+//! all together), in pools of 1, 2 and 4 workers so that every way of cutting the columns
+//! into blocks and channel chunks runs. Skipped, with a message, on a CPU without AVX2 and
+//! FMA.
+
+mod common;
+use common::{assert_close, values};
+
+use burn::tensor::module::conv2d as reference_conv2d;
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{Device, Distribution, Tensor};
+use cnnzoo_kernels::conv::{self, ConvGeometry, Epilogue};
+use cnnzoo_kernels::pointwise;
+
+/// Sums in another order than the reference's: observed errors are about 1e-7 of the
+/// output's magnitude; a dropped or misplaced column is off by more than 1e-2.
+const TOL: f32 = 1e-5;
+
+/// `[N, C, H, W]` and output channels.
+type Case = ([usize; 4], usize);
+
+const CASES: &[Case] = &[
+    // Channels not a multiple of 4 (the last output rows through the spare tile), a map that
+    // is not a whole number of 24-column tiles.
+    ([2, 5, 9, 13], 7),
+    // A tile that ends one column past its image (47 = 24 + 23): it must not be written in
+    // place.
+    ([3, 8, 1, 47], 8),
+    // Tiny maps: every tile spans several images.
+    ([3, 3, 1, 2], 4),
+    ([5, 6, 3, 3], 9),
+    // ResNet-50's last-stage reduce shape, smaller: 7x7 maps, tiles across image boundaries.
+    ([8, 96, 7, 7], 64),
+    // Few columns over many channels: output channels split between workers.
+    ([1, 256, 14, 14], 100),
+    // Many columns: several blocks per worker, whole tiles written in place.
+    ([2, 64, 56, 56], 32),
+];
+
+/// Strided 1x1s (forward only): `[N, C, H, W]`, output channels, stride.
+const STRIDED: &[([usize; 4], usize, usize)] = &[
+    // ResNet-50's projection shortcut shape, smaller.
+    ([2, 16, 14, 14], 32, 2),
+    // Odd sizes: the last row and column are read, then the map ends.
+    ([3, 5, 9, 7], 6, 2),
+    ([1, 8, 10, 8], 12, 3),
+];
+
+fn geometry(c: &Case) -> ConvGeometry {
+    ConvGeometry {
+        batch: c.0[0],
+        in_channels: c.0[1],
+        in_size: [c.0[2], c.0[3]],
+        out_channels: c.1,
+        kernel: [1, 1],
+        stride: [1, 1],
+        padding: [(0, 0); 2],
+        dilation: [1, 1],
+        groups: 1,
+    }
+}
+
+fn skip() -> bool {
+    if !pointwise::supports(&geometry(&CASES[0])) {
+        eprintln!("skipped: this CPU has no AVX2 + FMA, so the 1x1 kernel never runs here");
+        return true;
+    }
+    false
+}
+
+fn pool(workers: usize) -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(workers)
+        .build()
+        .expect("thread pool")
+}
+
+/// The kernel's output and input gradient against the expected ones in pools of 1, 2 and 4
+/// workers.
+#[allow(clippy::too_many_arguments)]
+fn check_in_pools(
+    what: &str,
+    g: &ConvGeometry,
+    (x, w, dy): (&[f32], &[f32], &[f32]),
+    epilogue: Epilogue,
+    want_y: &[f32],
+    want_dx: &[f32],
+) {
+    for workers in [1, 2, 4] {
+        let (y, dx) = pool(workers).install(|| {
+            (
+                pointwise::forward_with(g, x, w, epilogue),
+                pointwise::backward_data(g, dy, w),
+            )
+        });
+        assert_close(&format!("{what}, {workers} workers: y"), &y, want_y, TOL);
+        assert_close(&format!("{what}, {workers} workers: dx"), &dx, want_dx, TOL);
+    }
+}
+
+#[test]
+fn pointwise_matches_burn_forward_and_input_gradient() {
+    if skip() {
+        return;
+    }
+    let device = Device::flex().autodiff();
+    device.seed(12);
+    for (i, c) in CASES.iter().enumerate() {
+        let g = geometry(c);
+        let x: Tensor<4> = Tensor::random(c.0, Distribution::Normal(0.0, 1.0), &device);
+        let w: Tensor<4> =
+            Tensor::random([c.1, c.0[1], 1, 1], Distribution::Normal(0.0, 1.0), &device);
+        let xg = x.clone().require_grad();
+        let y = reference_conv2d(
+            xg.clone(),
+            w.clone(),
+            None,
+            ConvOptions::new([1, 1], [0, 0], [1, 1], 1),
+        );
+        let dy: Tensor<4> = Tensor::random(y.shape(), Distribution::Normal(0.0, 1.0), &device);
+        let grads = (y.clone() * dy.clone()).sum().backward();
+        let want_dx = values(xg.grad(&grads).expect("input gradient"));
+        let (xv, wv, dyv, want_y) = (values(x), values(w), values(dy), values(y));
+        check_in_pools(
+            &format!("case {i}"),
+            &g,
+            (&xv, &wv, &dyv),
+            Epilogue::default(),
+            &want_y,
+            &want_dx,
+        );
+    }
+}
+
+#[test]
+fn pointwise_matches_gemm_with_each_part_of_the_epilogue() {
+    if skip() {
+        return;
+    }
+    for (i, c) in CASES.iter().enumerate() {
+        let g = geometry(c);
+        let x = pseudo_random(g.input_len(), 1);
+        let w = pseudo_random(g.weight_len(), 2);
+        let dy = pseudo_random(g.output_len(), 3);
+        let bias = pseudo_random(g.out_channels, 4);
+        let residual = pseudo_random(g.output_len(), 5);
+        let want_dx = conv::gemm_backward_data(&g, &dy, &w);
+        let epilogues = [
+            ("bias", Some(&bias[..]), None, false),
+            ("residual", None, Some(&residual[..]), false),
+            ("relu", None, None, true),
+            ("all", Some(&bias[..]), Some(&residual[..]), true),
+        ];
+        for (name, bias, residual, relu) in epilogues {
+            let epilogue = Epilogue {
+                bias,
+                residual,
+                relu,
+            };
+            let want_y = conv::gemm_forward_with(&g, &x, &w, epilogue);
+            if relu {
+                assert!(
+                    want_y.contains(&0.0) && want_y.iter().any(|v| *v > 0.0),
+                    "case {i}: the ReLU should clip some outputs and keep others"
+                );
+            }
+            check_in_pools(
+                &format!("case {i}, {name}"),
+                &g,
+                (&x, &w, &dy),
+                epilogue,
+                &want_y,
+                &want_dx,
+            );
+        }
+    }
+}
+
+#[test]
+fn strided_pointwise_matches_burn_and_gemm() {
+    if skip() {
+        return;
+    }
+    let device = Device::flex();
+    device.seed(13);
+    for (i, &(shape, out, stride)) in STRIDED.iter().enumerate() {
+        let g = ConvGeometry {
+            stride: [stride, stride],
+            ..geometry(&(shape, out))
+        };
+        assert!(pointwise::applies(&g) && !pointwise::supports_input_gradient(&g));
+        let x: Tensor<4> = Tensor::random(shape, Distribution::Normal(0.0, 1.0), &device);
+        let w: Tensor<4> = Tensor::random(
+            [out, shape[1], 1, 1],
+            Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        let y = reference_conv2d(
+            x.clone(),
+            w.clone(),
+            None,
+            ConvOptions::new([stride, stride], [0, 0], [1, 1], 1),
+        );
+        let (xv, wv, want_y) = (values(x), values(w), values(y));
+        let bias = pseudo_random(out, 9);
+        let residual = pseudo_random(g.output_len(), 10);
+        let epilogue = Epilogue {
+            bias: Some(&bias),
+            residual: Some(&residual),
+            relu: true,
+        };
+        let want_fused = conv::gemm_forward_with(&g, &xv, &wv, epilogue);
+        for workers in [1, 2, 4] {
+            let (y, fused) = pool(workers).install(|| {
+                (
+                    pointwise::forward_with(&g, &xv, &wv, Epilogue::default()),
+                    pointwise::forward_with(&g, &xv, &wv, epilogue),
+                )
+            });
+            let what = format!("strided case {i}, {workers} workers");
+            assert_close(&format!("{what}: y"), &y, &want_y, TOL);
+            assert_close(&format!("{what}: with epilogue"), &fused, &want_fused, TOL);
+        }
+    }
+}
+
+#[test]
+fn conv_dispatch_takes_pointwise_where_it_applies() {
+    if skip() {
+        return;
+    }
+    let g = geometry(&([4, 64, 14, 14], 256));
+    assert!(pointwise::applies(&g));
+    let x = pseudo_random(g.input_len(), 6);
+    let w = pseudo_random(g.weight_len(), 7);
+    let dy = pseudo_random(g.output_len(), 8);
+    let y = conv::conv2d_forward(&g, &x, &w);
+    assert_eq!(y, pointwise::forward_with(&g, &x, &w, Epilogue::default()));
+    assert_close("dispatched y", &y, &conv::gemm_forward(&g, &x, &w), TOL);
+    let dx = conv::conv2d_backward_data(&g, &dy, &w);
+    assert_eq!(dx, pointwise::backward_data(&g, &dy, &w));
+    assert_close(
+        "dispatched dx",
+        &dx,
+        &conv::gemm_backward_data(&g, &dy, &w),
+        TOL,
+    );
+    // On 1x1 maps (SE's excitation) the GEMM path's one matrix product over the batch stays.
+    let fc = geometry(&([8, 256, 1, 1], 16));
+    assert!(pointwise::supports(&fc) && !pointwise::applies(&fc));
+}
+
+#[test]
+fn pointwise_refuses_mismatched_operands_and_declines_other_convolutions() {
+    if skip() {
+        return;
+    }
+    let g = geometry(&([2, 8, 5, 5], 12));
+    let (x, w) = (vec![0.0; g.input_len()], vec![0.0; g.weight_len()]);
+    let short_bias = vec![0.0; 11];
+    let bias = Epilogue {
+        bias: Some(&short_bias),
+        ..Epilogue::default()
+    };
+    let message = |f: &(dyn Fn() + std::panic::RefUnwindSafe)| {
+        let payload = std::panic::catch_unwind(f).expect_err("should panic");
+        payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default()
+    };
+    let none = Epilogue::default();
+    let checks = [
+        (
+            "one bias per output channel",
+            message(&|| drop(pointwise::forward_with(&g, &x, &w, bias))),
+        ),
+        (
+            "input length",
+            message(&|| drop(pointwise::forward_with(&g, &x[1..], &w, none))),
+        ),
+        (
+            "output-gradient length",
+            message(&|| drop(pointwise::backward_data(&g, &x, &w))),
+        ),
+        (
+            "does not support",
+            message(&|| {
+                let three = ConvGeometry {
+                    kernel: [3, 3],
+                    ..g
+                };
+                drop(pointwise::forward_with(&three, &x, &w, none))
+            }),
+        ),
+        (
+            "does not support the input gradient",
+            message(&|| {
+                let strided = ConvGeometry {
+                    stride: [2, 2],
+                    ..g
+                };
+                let dy = vec![0.0; strided.output_len()];
+                drop(pointwise::backward_data(&strided, &dy, &w))
+            }),
+        ),
+    ];
+    for (want, got) in checks {
+        assert!(got.contains(want), "{got:?} should say {want:?}");
+    }
+    let declined = [
+        ConvGeometry {
+            kernel: [3, 3],
+            ..g
+        },
+        ConvGeometry {
+            padding: [(1, 1); 2],
+            ..g
+        },
+        ConvGeometry {
+            in_channels: 8,
+            out_channels: 12,
+            groups: 4,
+            ..g
+        },
+        ConvGeometry {
+            dilation: [2, 2],
+            ..g
+        },
+        ConvGeometry { batch: 0, ..g },
+    ];
+    for d in declined {
+        assert!(!pointwise::supports(&d), "{d:?} should be declined");
+    }
+    let strided = ConvGeometry {
+        stride: [2, 2],
+        ..g
+    };
+    assert!(pointwise::supports(&strided) && !pointwise::supports_input_gradient(&strided));
+}
+
+/// Deterministic values in [-1, 1).
+fn pseudo_random(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
