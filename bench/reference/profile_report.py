@@ -25,6 +25,7 @@ CNNZOO_RULES = [
     # The direct kernels' register tile (`conv_tile`) is named by neither rule: it is reached
     # through `conv_block` (direct) or `product_tile` (Winograd's products).
     ("conv forward + input gradient, Winograd F(4x4, 3x3)", r"winograd::|direct::product_tile"),
+    ("conv forward + input gradient, 1x1 kernel (whole batch)", r"pointwise::"),
     ("conv forward + input gradient, direct kernels", r"direct::forward|direct::backward_data|direct::conv_block"),
     ("conv weight gradient, direct kernels", r"direct::backward_weight|direct::weight_block|direct::weight_tile"),
     ("conv forward (im2col + GEMM; at inference with bias, residual and ReLU)", r"conv::gemm_forward"),
