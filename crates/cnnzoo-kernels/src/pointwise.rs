@@ -69,14 +69,40 @@ pub fn applies_to_input_gradient(g: &ConvGeometry) -> bool {
 }
 
 /// The weights as the register tile reads them: element `(j, i)` (output row `j`, input
-/// row `i`) of the product at `w[j * row + i * col]`, so that the forward pass reads `W`
-/// (`[O, C]`) and the input gradient its transpose in place, with no packed copy.
+/// row `i`) of the product at `w[(j / 4) * quad + (j % 4) * row + i * col]`. The forward pass
+/// reads `W` (`[O, C]`) in place; the input gradient reads `Wᵀ` packed by
+/// [`pack_transposed`], since reading it in place strides a whole row of `W` per input row.
 #[derive(Clone, Copy)]
 struct Weights<'a> {
     w: &'a [f32],
-    /// Distance between output rows and between input rows.
+    /// Distance between groups of 4 output rows, between output rows in a group and between
+    /// input rows.
+    quad: usize,
     row: usize,
     col: usize,
+}
+
+impl Weights<'_> {
+    /// Element `(j, i)`.
+    fn at(&self, j: usize, i: usize) -> f32 {
+        self.w[(j / R) * self.quad + (j % R) * self.row + i * self.col]
+    }
+}
+
+/// `Wᵀ` (`W` is `[o, c]`) as `[c / 4][o][4]`, its last group of rows padded with zeros.
+fn pack_transposed(w: &[f32], o: usize, c: usize) -> Vec<f32> {
+    // Four groups per piece: each row of W then gives one whole cache line of 16 columns.
+    let group = o * R;
+    buffer::par_written(c.div_ceil(R) * group, 4 * group, |piece, chunk| {
+        for (gi, dst) in chunk.chunks_mut(group).enumerate() {
+            let j0 = (piece * 4 + gi) * R;
+            for (i, quad) in dst.chunks_exact_mut(R).enumerate() {
+                for (r, v) in quad.iter_mut().enumerate() {
+                    v.write(if j0 + r < c { w[i * c + j0 + r] } else { 0.0 });
+                }
+            }
+        }
+    })
 }
 
 /// One worker's buffers, kept from call to call.
@@ -229,13 +255,7 @@ fn convolve(
             if chans.contains(&spare) && spare + R > o {
                 s.w.clear();
                 for i in 0..c {
-                    s.w.extend((spare..spare + R).map(|j| {
-                        if j < o {
-                            wt.w[j * wt.row + i * wt.col]
-                        } else {
-                            0.0
-                        }
-                    }));
+                    s.w.extend((spare..spare + R).map(|j| if j < o { wt.at(j, i) } else { 0.0 }));
                 }
             }
             // The padding columns past the block keep finite leftovers; their products are
@@ -248,12 +268,13 @@ fn convolve(
                 for ob in chans.clone().step_by(R) {
                     let w = if ob + R <= o {
                         Weights {
-                            w: &wt.w[ob * wt.row..],
+                            w: &wt.w[ob / R * wt.quad..],
                             ..wt
                         }
                     } else {
                         Weights {
                             w: &s.w,
+                            quad: 0,
                             row: 1,
                             col: R,
                         }
@@ -506,6 +527,7 @@ pub fn forward_with(g: &ConvGeometry, x: &[f32], weight: &[f32], epilogue: Epilo
     let (c, o) = (g.in_channels, g.out_channels);
     let wt = Weights {
         w: weight,
+        quad: R * c,
         row: c,
         col: 1,
     };
@@ -531,10 +553,12 @@ pub fn backward_data(g: &ConvGeometry, dy: &[f32], weight: &[f32]) -> Vec<f32> {
     let (c, o) = (g.in_channels, g.out_channels);
     // dx = Wᵀ dy: output row j (an input channel) and input row i (an output channel) of the
     // product is W[i, j].
+    let packed = pack_transposed(weight, o, c);
     let wt = Weights {
-        w: weight,
+        w: &packed,
+        quad: R * o,
         row: 1,
-        col: c,
+        col: R,
     };
     let src = Source {
         c: o,
