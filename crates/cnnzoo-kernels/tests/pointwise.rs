@@ -5,7 +5,7 @@
 //! FMA.
 
 mod common;
-use common::{assert_close, values};
+use common::{assert_close, pool, pseudo_random, values};
 
 use burn::tensor::module::conv2d as reference_conv2d;
 use burn::tensor::ops::ConvOptions;
@@ -67,13 +67,6 @@ fn skip() -> bool {
         return true;
     }
     false
-}
-
-fn pool(workers: usize) -> rayon::ThreadPool {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(workers)
-        .build()
-        .expect("thread pool")
 }
 
 /// The kernel's output and input gradient against the expected ones in pools of 1, 2 and 4
@@ -339,17 +332,4 @@ fn pointwise_refuses_mismatched_operands_and_declines_other_convolutions() {
         ..g
     };
     assert!(pointwise::supports(&strided) && !pointwise::supports_input_gradient(&strided));
-}
-
-/// Deterministic values in [-1, 1).
-fn pseudo_random(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect()
 }

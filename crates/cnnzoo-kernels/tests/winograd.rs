@@ -4,7 +4,7 @@
 //! chunks runs. Skipped, with a message, on a CPU without AVX2 and FMA.
 
 mod common;
-use common::{assert_close, values};
+use common::{assert_close, pool, pseudo_random, values};
 
 use burn::tensor::module::conv2d as reference_conv2d;
 use burn::tensor::ops::ConvOptions;
@@ -56,13 +56,6 @@ fn skip() -> bool {
         return true;
     }
     false
-}
-
-fn pool(workers: usize) -> rayon::ThreadPool {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(workers)
-        .build()
-        .expect("thread pool")
 }
 
 /// A convolution's input, weight, output gradient and forward epilogue.
@@ -312,17 +305,4 @@ fn winograd_declines_what_it_cannot_compute() {
     for g in declined {
         assert!(!winograd::supports(&g), "{g:?} should be declined");
     }
-}
-
-/// Deterministic values in [-1, 1).
-fn pseudo_random(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect()
 }

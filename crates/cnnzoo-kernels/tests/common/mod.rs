@@ -22,3 +22,27 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f32) {
         "{what}: max difference {worst} (scale {scale})"
     );
 }
+
+/// A pool of `workers` threads, to run a kernel under every way of cutting its work.
+// Each test file compiles this module on its own, and not every file uses every helper.
+#[allow(dead_code)]
+pub fn pool(workers: usize) -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(workers)
+        .build()
+        .expect("thread pool")
+}
+
+/// Deterministic values in [-1, 1).
+#[allow(dead_code)]
+pub fn pseudo_random(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
