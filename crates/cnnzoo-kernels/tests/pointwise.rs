@@ -5,7 +5,7 @@
 //! FMA.
 
 mod common;
-use common::{assert_close, pool, pseudo_random, values};
+use common::{assert_close, burn_reference, check_in_pools, panic_message, pseudo_random, values};
 
 use burn::tensor::module::conv2d as reference_conv2d;
 use burn::tensor::ops::ConvOptions;
@@ -71,25 +71,19 @@ fn skip() -> bool {
 
 /// The kernel's output and input gradient against the expected ones in pools of 1, 2 and 4
 /// workers.
-#[allow(clippy::too_many_arguments)]
-fn check_in_pools(
+fn check_pointwise(
     what: &str,
     g: &ConvGeometry,
     (x, w, dy): (&[f32], &[f32], &[f32]),
     epilogue: Epilogue,
-    want_y: &[f32],
-    want_dx: &[f32],
+    want: (&[f32], &[f32]),
 ) {
-    for workers in [1, 2, 4] {
-        let (y, dx) = pool(workers).install(|| {
-            (
-                pointwise::forward_with(g, x, w, epilogue),
-                pointwise::backward_data(g, dy, w),
-            )
-        });
-        assert_close(&format!("{what}, {workers} workers: y"), &y, want_y, TOL);
-        assert_close(&format!("{what}, {workers} workers: dx"), &dx, want_dx, TOL);
-    }
+    check_in_pools(what, ["y", "dx"], want, TOL, || {
+        (
+            pointwise::forward_with(g, x, w, epilogue),
+            pointwise::backward_data(g, dy, w),
+        )
+    });
 }
 
 #[test]
@@ -101,27 +95,18 @@ fn pointwise_matches_burn_forward_and_input_gradient() {
     device.seed(12);
     for (i, c) in CASES.iter().enumerate() {
         let g = geometry(c);
-        let x: Tensor<4> = Tensor::random(c.0, Distribution::Normal(0.0, 1.0), &device);
-        let w: Tensor<4> =
-            Tensor::random([c.1, c.0[1], 1, 1], Distribution::Normal(0.0, 1.0), &device);
-        let xg = x.clone().require_grad();
-        let y = reference_conv2d(
-            xg.clone(),
-            w.clone(),
-            None,
+        let r = burn_reference(
+            &device,
+            c.0,
+            [c.1, c.0[1], 1, 1],
             ConvOptions::new([1, 1], [0, 0], [1, 1], 1),
         );
-        let dy: Tensor<4> = Tensor::random(y.shape(), Distribution::Normal(0.0, 1.0), &device);
-        let grads = (y.clone() * dy.clone()).sum().backward();
-        let want_dx = values(xg.grad(&grads).expect("input gradient"));
-        let (xv, wv, dyv, want_y) = (values(x), values(w), values(dy), values(y));
-        check_in_pools(
+        check_pointwise(
             &format!("case {i}"),
             &g,
-            (&xv, &wv, &dyv),
+            (&r.x, &r.w, &r.dy),
             Epilogue::default(),
-            &want_y,
-            &want_dx,
+            (&r.y, &r.dx),
         );
     }
 }
@@ -158,13 +143,12 @@ fn pointwise_matches_gemm_with_each_part_of_the_epilogue() {
                     "case {i}: the ReLU should clip some outputs and keep others"
                 );
             }
-            check_in_pools(
+            check_pointwise(
                 &format!("case {i}, {name}"),
                 &g,
                 (&x, &w, &dy),
                 epilogue,
-                &want_y,
-                &want_dx,
+                (&want_y, &want_dx),
             );
         }
     }
@@ -204,17 +188,19 @@ fn strided_pointwise_matches_burn_and_gemm() {
             relu: true,
         };
         let want_fused = conv::gemm_forward_with(&g, &xv, &wv, epilogue);
-        for workers in [1, 2, 4] {
-            let (y, fused) = pool(workers).install(|| {
+        let what = format!("strided case {i}");
+        check_in_pools(
+            &what,
+            ["y", "with epilogue"],
+            (&want_y, &want_fused),
+            TOL,
+            || {
                 (
                     pointwise::forward_with(&g, &xv, &wv, Epilogue::default()),
                     pointwise::forward_with(&g, &xv, &wv, epilogue),
                 )
-            });
-            let what = format!("strided case {i}, {workers} workers");
-            assert_close(&format!("{what}: y"), &y, &want_y, TOL);
-            assert_close(&format!("{what}: with epilogue"), &fused, &want_fused, TOL);
-        }
+            },
+        );
     }
 }
 
@@ -256,14 +242,8 @@ fn pointwise_refuses_mismatched_operands_and_declines_other_convolutions() {
         bias: Some(&short_bias),
         ..Epilogue::default()
     };
-    let message = |f: &(dyn Fn() + std::panic::RefUnwindSafe)| {
-        let payload = std::panic::catch_unwind(f).expect_err("should panic");
-        payload
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_default()
-    };
+    let message =
+        |f: &(dyn Fn() + std::panic::RefUnwindSafe)| panic_message(f).expect("should panic");
     let none = Epilogue::default();
     let checks = [
         (

@@ -4,11 +4,10 @@
 //! chunks runs. Skipped, with a message, on a CPU without AVX2 and FMA.
 
 mod common;
-use common::{assert_close, pool, pseudo_random, values};
+use common::{assert_close, burn_reference, check_in_pools, panic_message, pseudo_random};
 
-use burn::tensor::module::conv2d as reference_conv2d;
+use burn::tensor::Device;
 use burn::tensor::ops::ConvOptions;
-use burn::tensor::{Device, Distribution, Tensor};
 use cnnzoo_kernels::conv::{self, ConvGeometry, Epilogue};
 use cnnzoo_kernels::winograd;
 
@@ -58,27 +57,21 @@ fn skip() -> bool {
     false
 }
 
-/// A convolution's input, weight, output gradient and forward epilogue.
-struct Operands<'a> {
-    x: &'a [f32],
-    w: &'a [f32],
-    dy: &'a [f32],
-    epilogue: Epilogue<'a>,
-}
-
 /// Winograd's output and input gradient against the expected ones in pools of 1, 2 and 4
 /// workers (different cuts into blocks and channel chunks).
-fn check_in_pools(what: &str, g: &ConvGeometry, o: &Operands, want_y: &[f32], want_dx: &[f32]) {
-    for workers in [1, 2, 4] {
-        let (y, dx) = pool(workers).install(|| {
-            (
-                winograd::forward_with(g, o.x, o.w, o.epilogue),
-                winograd::backward_data(g, o.dy, o.w),
-            )
-        });
-        assert_close(&format!("{what}, {workers} workers: y"), &y, want_y, TOL);
-        assert_close(&format!("{what}, {workers} workers: dx"), &dx, want_dx, TOL);
-    }
+fn check_winograd(
+    what: &str,
+    g: &ConvGeometry,
+    (x, w, dy): (&[f32], &[f32], &[f32]),
+    epilogue: Epilogue,
+    want: (&[f32], &[f32]),
+) {
+    check_in_pools(what, ["y", "dx"], want, TOL, || {
+        (
+            winograd::forward_with(g, x, w, epilogue),
+            winograd::backward_data(g, dy, w),
+        )
+    });
 }
 
 #[test]
@@ -94,27 +87,19 @@ fn winograd_matches_burn_forward_and_input_gradient() {
         if c.2.iter().any(|(a, b)| a != b) {
             continue;
         }
-        let x: Tensor<4> = Tensor::random(c.0, Distribution::Normal(0.0, 1.0), &device);
-        let w: Tensor<4> =
-            Tensor::random([c.1, c.0[1], 3, 3], Distribution::Normal(0.0, 1.0), &device);
-        let xg = x.clone().require_grad();
-        let y = reference_conv2d(
-            xg.clone(),
-            w.clone(),
-            None,
+        let r = burn_reference(
+            &device,
+            c.0,
+            [c.1, c.0[1], 3, 3],
             ConvOptions::new([1, 1], [c.2[0].0, c.2[1].0], [1, 1], 1),
         );
-        let dy: Tensor<4> = Tensor::random(y.shape(), Distribution::Normal(0.0, 1.0), &device);
-        let grads = (y.clone() * dy.clone()).sum().backward();
-        let want_dx = values(xg.grad(&grads).expect("input gradient"));
-        let (xv, wv, dyv, want_y) = (values(x), values(w), values(dy), values(y));
-        let operands = Operands {
-            x: &xv,
-            w: &wv,
-            dy: &dyv,
-            epilogue: Epilogue::default(),
-        };
-        check_in_pools(&format!("case {i}"), &g, &operands, &want_y, &want_dx);
+        check_winograd(
+            &format!("case {i}"),
+            &g,
+            (&r.x, &r.w, &r.dy),
+            Epilogue::default(),
+            (&r.y, &r.dx),
+        );
     }
 }
 
@@ -141,13 +126,13 @@ fn winograd_matches_gemm_with_epilogue_and_uneven_padding() {
             want_y.contains(&0.0) && want_y.iter().any(|v| *v > 0.0),
             "case {i}: the ReLU should clip some outputs and keep others"
         );
-        let operands = Operands {
-            x: &x,
-            w: &w,
-            dy: &dy,
+        check_winograd(
+            &format!("case {i}"),
+            &g,
+            (&x, &w, &dy),
             epilogue,
-        };
-        check_in_pools(&format!("case {i}"), &g, &operands, &want_y, &want_dx);
+            (&want_y, &want_dx),
+        );
     }
 }
 
@@ -188,15 +173,6 @@ fn conv_dispatch_takes_winograd_where_it_applies() {
     assert!(winograd::supports(&small) && !winograd::applies(&small));
     let last = geometry(&([8, 512, 7, 7], 512, [(1, 1), (1, 1)]));
     assert!(winograd::supports(&last) && !winograd::applies(&last));
-}
-
-/// The message a call panics with (`None` when it does not panic).
-fn panic_message(f: impl FnOnce() + std::panic::UnwindSafe) -> Option<String> {
-    let payload = std::panic::catch_unwind(f).err()?;
-    payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
 }
 
 #[test]
