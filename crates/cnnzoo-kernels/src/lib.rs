@@ -2,8 +2,9 @@
 //!
 //! [`conv`] holds the kernels on plain NCHW slices (convolution forward, backward-data and
 //! backward-weight as im2col + GEMM, or [`direct`] kernels, or [`winograd`] F(4x4, 3x3) for
-//! 3x3s over 32-256 channels, or [`pointwise`] for 1x1s), [`batch_norm`] (BatchNorm in one or two passes), [`residual`]
-//! (the fused block ends) and [`squeeze_excite`] (an SE unit fused with its block end);
+//! 3x3s over 32-256 channels, or [`pointwise`] for 1x1s), [`batch_norm`] (BatchNorm in one or
+//! two passes), [`residual`] (the fused block ends) and [`squeeze_excite`] (an SE unit fused
+//! with its block end);
 //! [`backend`] makes them a Burn backend extension with its own autodiff backward, and
 //! [`conv2d`], [`batch_norm_train`] and [`batch_norm()`] are the calls the networks make.
 

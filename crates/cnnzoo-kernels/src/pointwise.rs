@@ -13,8 +13,9 @@
 //! straight into that image's planes with the epilogue (residual, bias, ReLU) applied in
 //! registers; the few that straddle two images go through a small buffer.
 //!
-//! The input gradient of a stride-1 1x1 convolution is one too (the transposed weights, read
-//! in place), so it runs through the same code; the weight gradient stays on the GEMM path.
+//! The input gradient of a stride-1 1x1 convolution is one too (the transposed weights, from
+//! a packed copy), so it runs through the same code; the weight gradient stays on the GEMM
+//! path.
 
 use rayon::prelude::*;
 
@@ -542,7 +543,7 @@ pub fn forward_with(g: &ConvGeometry, x: &[f32], weight: &[f32], epilogue: Epilo
 
 /// Gradient with respect to the input of a 1x1 convolution (the output gradient times the
 /// transposed weights); same contract as [`crate::conv::conv2d_backward_data`]. Panics
-/// unless [`supports`] holds.
+/// unless [`supports_input_gradient`] holds.
 pub fn backward_data(g: &ConvGeometry, dy: &[f32], weight: &[f32]) -> Vec<f32> {
     assert!(
         supports_input_gradient(g),

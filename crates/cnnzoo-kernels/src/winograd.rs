@@ -10,7 +10,7 @@
 //! (tile `t`'s columns are `4t..4t + 6`), transformed, and the results interleaved back into
 //! output rows the same way, where the convolution's epilogue (bias, residual, ReLU) is
 //! applied. `V` is laid out `[ξ][C][tiles]`, so the products run on the direct kernels'
-//! register tile (4 output channels x 24 tiles, [`crate::direct::product_tile`]) with no
+//! register tile (4 output channels x 24 tiles, `direct::product_tile`) with no
 //! packing. A block of tiles (a few hundred KiB of `V`) is transformed, multiplied and written
 //! out by one worker before the next, so its transformed patches stay in cache.
 //!
@@ -44,8 +44,9 @@ const T: usize = 6;
 const XI: usize = T * T;
 /// Fewest output tiles in a batch for [`applies`]. Measured in alternating pairs of runs
 /// (`examples/winograd_bound.rs`, results/winograd_bound.md): ResNet-50's 128-channel 3x3 at
-/// batch 1 (49 tiles) is faster through Winograd in almost every pair; its 256-channel one at
-/// batch 1 (16 tiles) twice as slow; at batch 2 (32 tiles) the two are level.
+/// batch 1 (49 tiles) is faster through Winograd in most pairs, its 256-channel one at batch 3
+/// (48 tiles) in almost all; at batch 1 (16 tiles) and batch 2 (32 tiles) the direct kernel
+/// wins most pairs.
 const MIN_TILES: usize = 48;
 /// Output channels per product tile.
 const R: usize = crate::direct::PRODUCT_ROWS;
@@ -73,7 +74,7 @@ pub fn supports(g: &ConvGeometry) -> bool {
 
 /// Whether [`crate::conv`] should take this path (forward and input gradient): it is
 /// supported, both sides have 32 to 256 channels, the output map is at least 8x8 and the batch
-/// has at least [`MIN_TILES`] tiles. Below 32 channels the direct kernel is as fast (the
+/// has at least `MIN_TILES` (48) tiles. Below 32 channels the direct kernel is as fast (the
 /// transforms cost as much as the multiplications saved); on smaller maps a 4x4 tile wastes
 /// too much of itself; with 512 channels, or few tiles, transforming the weights (every call:
 /// they change from step to step in training) and streaming them (4 times the kernel's size)
