@@ -18,11 +18,12 @@ use burn::backend::flex::FlexTensor;
 use burn::backend::ops::{ActivationOps, ModuleOps};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, TensorMetadata, backend_extension};
-use burn::tensor::ops::ConvOptions;
+use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
 use burn::tensor::{DType, Device, Tensor, TensorData};
 
 use crate::batch_norm::{self, NormShape};
 use crate::conv::{self, ConvGeometry};
+use crate::pool;
 use crate::residual;
 use crate::squeeze_excite::{self, SeShape};
 
@@ -130,6 +131,18 @@ pub trait ConvKernels: Backend {
     /// `relu(a + b)`: the end of a residual block.
     fn cnnzoo_add_relu(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
         burn_add_relu::<Self>(a, b)
+    }
+
+    /// Max pooling of `x` `[N, C, H, W]` without dilation, `padding` on both sides of each
+    /// dimension, as Burn's `max_pool2d`.
+    fn cnnzoo_max_pool2d(
+        x: FloatTensor<Self>,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+        ceil_mode: bool,
+    ) -> FloatTensor<Self> {
+        Self::max_pool2d(x, kernel, stride, padding, [1, 1], ceil_mode)
     }
 
     /// Gradient through a ReLU from its output `y`: `grad` where `y > 0`, else 0.
@@ -604,6 +617,36 @@ impl ConvKernels for Flex {
             return burn_add_relu::<Flex>(a, b);
         }
         like(residual::add_relu(&f32s(&a), &f32s(&b)), &a)
+    }
+
+    fn cnnzoo_max_pool2d(
+        x: FlexTensor,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+        ceil_mode: bool,
+    ) -> FlexTensor {
+        let geometry = (x.dtype() == DType::F32 && x.shape().num_dims() == 4).then(|| {
+            let [batch, channels, h, w] = x.shape().dims::<4>();
+            pool::PoolGeometry {
+                batch,
+                channels,
+                in_size: [h, w],
+                kernel,
+                stride,
+                padding,
+                ceil_mode,
+            }
+        });
+        // What the kernel does not cover (other types, windows that do not fit) is Burn's, which
+        // reports what is wrong.
+        let Some((g, [oh, ow])) = geometry.and_then(|g| Some((g, g.out_size()?))) else {
+            return Flex::max_pool2d(x, kernel, stride, padding, [1, 1], ceil_mode);
+        };
+        flex_tensor(
+            pool::max_pool2d(&g, &f32s(&x)),
+            [g.batch, g.channels, oh, ow],
+        )
     }
 
     fn cnnzoo_relu_backward(y: FlexTensor, grad: FlexTensor) -> FlexTensor {
@@ -1293,6 +1336,23 @@ pub fn conv2d(
         }
         None => y,
     }
+}
+
+/// 2-D max pooling, as `burn::tensor::module::max_pool2d`: cnnzoo's kernel on the CPU (Flex)
+/// without autodiff (inference) for symmetric padding and no dilation, Burn's operation
+/// otherwise (training keeps Burn's backward, which needs the maxima's indices).
+pub fn max_pool2d(x: Tensor<4>, options: MaxPoolOptions<2>) -> Tensor<4> {
+    let symmetric = options.padding.iter().all(|&(a, b)| a == b);
+    if x.device() != Device::flex() || !symmetric || options.dilation != [1, 1] {
+        return burn::tensor::module::max_pool2d(x, options);
+    }
+    Tensor::from_dispatch(<Dispatch as ConvKernels>::cnnzoo_max_pool2d(
+        x.into_dispatch(),
+        options.kernel_size,
+        options.stride,
+        options.padding.map(|(a, _)| a),
+        options.ceil_mode,
+    ))
 }
 
 /// `relu(a + b)`, the end of a residual block, in one pass on the CPU (Flex) with its own

@@ -3,10 +3,11 @@
 //! [`conv`] holds the kernels on plain NCHW slices (convolution forward, backward-data and
 //! backward-weight as im2col + GEMM, or [`direct`] kernels, or [`winograd`] F(4x4, 3x3) for
 //! 3x3s over 32-256 channels, or [`pointwise`] for 1x1s), [`batch_norm`] (BatchNorm in one or
-//! two passes), [`residual`] (the fused block ends) and [`squeeze_excite`] (an SE unit fused
-//! with its block end);
+//! two passes), [`residual`] (the fused block ends), [`squeeze_excite`] (an SE unit fused
+//! with its block end) and [`pool`] (max pooling);
 //! [`backend`] makes them a Burn backend extension with its own autodiff backward, and
-//! [`conv2d`], [`batch_norm_train`] and [`batch_norm()`] are the calls the networks make.
+//! [`conv2d`], [`batch_norm_train`], [`batch_norm()`] and [`max_pool2d`] are among the calls
+//! the networks make.
 
 pub mod backend;
 pub mod batch_norm;
@@ -14,6 +15,7 @@ mod buffer;
 pub mod conv;
 pub mod direct;
 pub mod pointwise;
+pub mod pool;
 pub mod residual;
 mod simd;
 pub mod squeeze_excite;
@@ -21,6 +23,6 @@ pub mod winograd;
 
 pub use backend::{
     ConvKernels, add_relu, batch_norm, batch_norm_train, conv2d, conv2d_add_relu, conv2d_relu,
-    scale_add_relu, se_scale_add_relu, uses_kernels,
+    max_pool2d, scale_add_relu, se_scale_add_relu, uses_kernels,
 };
 pub use conv::ConvGeometry;

@@ -3,7 +3,7 @@
 //! One description drives both the forward pass and the summary, so the two cannot disagree.
 
 use burn::tensor::Tensor;
-use burn::tensor::module::{avg_pool2d, max_pool2d};
+use burn::tensor::module::avg_pool2d;
 use burn::tensor::ops::{AvgPoolOptions, MaxPoolOptions};
 use serde::{Deserialize, Serialize};
 
@@ -75,7 +75,7 @@ impl Pool2d {
                 o.stride = s;
                 o.padding = p;
                 o.ceil_mode = self.ceil_mode;
-                max_pool2d(x, o)
+                cnnzoo_kernels::max_pool2d(x, o)
             }
             PoolKind::Avg => {
                 let mut o = AvgPoolOptions::new(k);
