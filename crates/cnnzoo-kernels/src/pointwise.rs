@@ -195,6 +195,10 @@ fn pack_columns(x: &[f32], src: &Source, cols: std::ops::Range<usize>, xs: &mut 
     for (img, p, len, at) in runs(cols, plane) {
         for ci in 0..c {
             let src = &x[(img * c + ci) * plane + p..][..len];
+            // The planes come from memory (the previous layer's output): asking for the
+            // channel AHEAD planes on now keeps the copy from waiting on each of its lines
+            // (measured faster in alternating runs; 8 channels ahead no better than 4).
+            prefetch(x.as_ptr().wrapping_add((img * c + ci + AHEAD) * plane + p), len);
             let mut j = 0;
             while j < len {
                 let (t, col) = ((at + j) / COLS, (at + j) % COLS);
@@ -213,6 +217,23 @@ fn pack_columns(x: &[f32], src: &Source, cols: std::ops::Range<usize>, xs: &mut 
             }
         }
     }
+}
+
+/// Channels ahead of the copy whose input [`pack_columns`] asks the cache for.
+const AHEAD: usize = 4;
+
+/// Asks for the cache lines of `len` values from `at` on (which need not be in any buffer: a
+/// prefetch never faults).
+#[inline]
+fn prefetch(at: *const f32, len: usize) {
+    #[cfg(target_arch = "x86_64")]
+    for k in (0..len).step_by(16) {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        // SAFETY: a prefetch reads nothing and never faults, whatever the address.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(k).cast::<i8>()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (at, len);
 }
 
 /// The 1x1 convolution of `x` (read as `src` says) with weights `wt` into `[N, O, P]`.
@@ -247,8 +268,8 @@ fn convolve(
             let range = b * per_block..((b + 1) * per_block).min(cols);
             let width = range.len().next_multiple_of(COLS);
             let chans = ch * chunk..((ch + 1) * chunk).min(o);
-            if s.x.len() < c * width {
-                s.x.resize(c * width, 0.0);
+            if s.x.len() < c * width + 16 {
+                s.x.resize(c * width + 16, 0.0);
             }
             s.y.resize(R * COLS, 0.0);
             // The last rows when O is not a multiple of 4, padded with zero rows.
@@ -261,7 +282,11 @@ fn convolve(
             }
             // The padding columns past the block keep finite leftovers; their products are
             // dropped.
-            pack_columns(x, &src, range.clone(), &mut s.x);
+            // Panels start on a cache line, so that no 32-byte load of a tile splits across
+            // two (a few percent faster in alternating runs).
+            let align = s.x.as_ptr().align_offset(64).min(16);
+            let xs = &mut s.x[align..];
+            pack_columns(x, &src, range.clone(), xs);
             // Tiles in groups whose panels stay in cache while every output channel passes
             // over them, so that each channel's outputs are written a group's width at a time.
             let group = (GROUP_BYTES / (4 * COLS * c)).max(1) * COLS;
@@ -281,7 +306,7 @@ fn convolve(
                         }
                     };
                     for t in (g0..(g0 + group).min(width)).step_by(COLS) {
-                        let panel = &s.x[t * c..][..c * COLS];
+                        let panel = &xs[t * c..][..c * COLS];
                         let q = range.start + t;
                         let (img, p) = (q / plane, q % plane);
                         // A whole tile inside one image's planes is written there directly,
