@@ -3,11 +3,16 @@
 //! alternating pairs of runs: on a shared machine whose speed drifts from minute to minute,
 //! pairs run back to back compare the two paths where separate series of runs do not.
 //!
+//! Then, for inference, which keeps the transformed weights from call to call: Winograd from
+//! kept weights (`winograd::forward_transformed`) against the path `conv::conv2d_forward_with`
+//! takes without them, on ResNet-50's stride-1 3x3s at batch 1 and 8, around
+//! `winograd::applies_transformed`' bounds.
+//!
 //! Usage: `cargo run --release --example winograd_bound` (`PAIRS` sets the pairs per shape).
 
 use std::time::Instant;
 
-use cnnzoo_kernels::conv::{ConvGeometry, Epilogue};
+use cnnzoo_kernels::conv::{self, ConvGeometry, Epilogue};
 use cnnzoo_kernels::{direct, winograd};
 
 /// Milliseconds one run of `f` takes.
@@ -39,23 +44,12 @@ fn main() {
         (2, 256, 14),
         (3, 256, 14),
     ] {
-        let g = ConvGeometry {
-            batch,
-            in_channels: c,
-            in_size: [hw, hw],
-            out_channels: c,
-            kernel: [3, 3],
-            stride: [1, 1],
-            padding: [(1, 1); 2],
-            dilation: [1, 1],
-            groups: 1,
-        };
+        let g = geometry(batch, c, hw);
         if !winograd::supports(&g) || !direct::supports(&g) {
             println!("skipped: this CPU has no AVX2 + FMA");
             return;
         }
-        let x: Vec<f32> = (0..g.input_len()).map(|i| (i % 7) as f32 * 0.1).collect();
-        let w: Vec<f32> = (0..g.weight_len()).map(|i| (i % 5) as f32 * 0.1).collect();
+        let (x, w) = operands(&g);
         let (mut d, mut wi, mut wins) = (Vec::new(), Vec::new(), 0);
         for _ in 0..pairs {
             let a = ms(|| direct::forward_with(&g, &x, &w, Epilogue::default()));
@@ -74,4 +68,63 @@ fn main() {
             winograd::applies(&g),
         );
     }
+    println!("kept transformed weights (inference):");
+    for (batch, c, hw) in [
+        (8, 64, 56),
+        (8, 128, 28),
+        (8, 256, 14),
+        (8, 512, 7),
+        (1, 256, 14),
+        (1, 512, 7),
+        (2, 512, 7),
+        (4, 512, 7),
+    ] {
+        let g = geometry(batch, c, hw);
+        let (x, w) = operands(&g);
+        let u = winograd::forward_weights(&g, &w);
+        let (mut plain, mut kept, mut wins) = (Vec::new(), Vec::new(), 0);
+        for _ in 0..pairs {
+            let a = ms(|| conv::conv2d_forward_with(&g, &x, &w, Epilogue::default()));
+            let b = ms(|| winograd::forward_transformed(&g, &x, &u, Epilogue::default()));
+            wins += usize::from(b < a);
+            plain.push(a);
+            kept.push(b);
+        }
+        let tiles = batch * hw.div_ceil(4) * hw.div_ceil(4);
+        println!(
+            "b{batch} {c:3} channels {hw:2}x{hw:<2} ({tiles:3} tiles): without kept weights \
+             ({}) {:5.2} ms, winograd from kept weights {:5.2} ms (medians); kept faster in \
+             {wins}/{pairs} pairs; applies_transformed: {}",
+            if winograd::applies(&g) {
+                "winograd"
+            } else {
+                "other paths"
+            },
+            median(&mut plain),
+            median(&mut kept),
+            winograd::applies_transformed(&g),
+        );
+    }
+}
+
+/// A stride-1 3x3 convolution with padding 1 and `c` channels in and out.
+fn geometry(batch: usize, c: usize, hw: usize) -> ConvGeometry {
+    ConvGeometry {
+        batch,
+        in_channels: c,
+        in_size: [hw, hw],
+        out_channels: c,
+        kernel: [3, 3],
+        stride: [1, 1],
+        padding: [(1, 1); 2],
+        dilation: [1, 1],
+        groups: 1,
+    }
+}
+
+/// Deterministic input and weights for `g`.
+fn operands(g: &ConvGeometry) -> (Vec<f32>, Vec<f32>) {
+    let x = (0..g.input_len()).map(|i| (i % 7) as f32 * 0.1).collect();
+    let w = (0..g.weight_len()).map(|i| (i % 5) as f32 * 0.1).collect();
+    (x, w)
 }

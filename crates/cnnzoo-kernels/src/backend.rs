@@ -26,6 +26,7 @@ use crate::conv::{self, ConvGeometry};
 use crate::pool;
 use crate::residual;
 use crate::squeeze_excite::{self, SeShape};
+use crate::{weight_cache, winograd};
 
 /// Convolution and BatchNorm with cnnzoo's kernels where the backend has them, Burn's elsewhere.
 #[backend_extension(Flex, Autodiff)]
@@ -450,6 +451,26 @@ fn fast_path(tensors: &[&FlexTensor], options: &ConvOptions<2>) -> bool {
     channels_agree && grad_agrees
 }
 
+/// The forward convolution of an inference-only operation (its weights do not change from call
+/// to call): Winograd from transformed weights kept between calls where
+/// [`winograd::applies_transformed`] holds and the cache has room, else
+/// [`conv::conv2d_forward_with`].
+fn inference_forward(
+    g: &ConvGeometry,
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    epilogue: conv::Epilogue,
+) -> Vec<f32> {
+    if winograd::applies_transformed(g)
+        && let Some(u) = weight_cache::transformed(weight, winograd::transformed_len(g), || {
+            winograd::forward_weights(g, &f32s(weight))
+        })
+    {
+        return winograd::forward_transformed(g, &f32s(x), &u, epilogue);
+    }
+    conv::conv2d_forward_with(g, &f32s(x), &f32s(weight), epilogue)
+}
+
 impl ConvKernels for Flex {
     fn cnnzoo_conv2d(x: FlexTensor, weight: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
         if !fast_path(&[&x, &weight], &options) {
@@ -480,7 +501,7 @@ impl ConvKernels for Flex {
             residual: None,
             relu,
         };
-        let y = conv::conv2d_forward_with(&g, &f32s(&x), &f32s(&weight), epilogue);
+        let y = inference_forward(&g, &x, &weight, epilogue);
         flex_tensor(y, [g.batch, g.out_channels, oh, ow])
     }
 
@@ -510,7 +531,7 @@ impl ConvKernels for Flex {
             residual: Some(&residual),
             relu: true,
         };
-        let y = conv::conv2d_forward_with(&g, &f32s(&x), &f32s(&weight), epilogue);
+        let y = inference_forward(&g, &x, &weight, epilogue);
         flex_tensor(y, shape)
     }
 

@@ -198,7 +198,10 @@ fn pack_columns(x: &[f32], src: &Source, cols: std::ops::Range<usize>, xs: &mut 
             // The planes come from memory (the previous layer's output): asking for the
             // channel AHEAD planes on now keeps the copy from waiting on each of its lines
             // (measured faster in alternating runs; 8 channels ahead no better than 4).
-            prefetch(x.as_ptr().wrapping_add((img * c + ci + AHEAD) * plane + p), len);
+            prefetch(
+                x.as_ptr().wrapping_add((img * c + ci + AHEAD) * plane + p),
+                len,
+            );
             let mut j = 0;
             while j < len {
                 let (t, col) = ((at + j) / COLS, (at + j) % COLS);

@@ -20,6 +20,10 @@
 //! measured no faster. The arithmetic differs from a direct sum in rounding only (about 1e-5
 //! of the output's magnitude at 256 channels, see tests/winograd.rs), as in cuDNN's and
 //! oneDNN's Winograd convolutions.
+//!
+//! Training transforms the weights on every call (they change every step). Inference keeps
+//! them transformed ([`forward_weights`], [`forward_transformed`], kept per weight tensor by
+//! `crate::weight_cache`), which makes Winograd pay on more layers ([`applies_transformed`]).
 
 use std::mem::MaybeUninit;
 
@@ -79,7 +83,8 @@ pub fn supports(g: &ConvGeometry) -> bool {
 /// too much of itself; with 512 channels, or few tiles, transforming the weights (every call:
 /// they change from step to step in training) and streaming them (4 times the kernel's size)
 /// costs more than the multiplications saved. Measured with `examples/conv_bench.rs`
-/// (results/conv_bench.md).
+/// (results/conv_bench.md). Inference, which keeps the transformed weights, has its own
+/// wider bounds ([`applies_transformed`]).
 pub fn applies(g: &ConvGeometry) -> bool {
     let [oh, ow] = g.out_size().unwrap_or([0, 0]);
     supports(g)
@@ -88,6 +93,28 @@ pub fn applies(g: &ConvGeometry) -> bool {
         && oh >= 8
         && ow >= 8
         && g.batch * oh.div_ceil(M) * ow.div_ceil(M) >= MIN_TILES
+}
+
+/// Whether inference, which keeps the transformed weights ([`forward_weights`]) from call to
+/// call, should take [`forward_transformed`]: it is supported, both sides have 32 to 512
+/// channels, the output map is at least 7x7 and the batch has at least 16 tiles. Without the
+/// weight transform on every call, ResNet-50's 512-channel 7x7 layers at batch 8 and its
+/// 256-channel 14x14 layers at batch 1 are faster here than on the paths [`applies`] leaves
+/// them to, while its 512-channel layers at batch 1 (4 tiles) are not
+/// (`examples/winograd_bound.rs`, results/winograd_bound.md).
+pub fn applies_transformed(g: &ConvGeometry) -> bool {
+    let [oh, ow] = g.out_size().unwrap_or([0, 0]);
+    supports(g)
+        && (32..=512).contains(&g.in_channels)
+        && (32..=512).contains(&g.out_channels)
+        && oh >= 7
+        && ow >= 7
+        && g.batch * oh.div_ceil(M) * ow.div_ceil(M) >= 16
+}
+
+/// Values in [`forward_weights`]' result for this geometry.
+pub fn transformed_len(g: &ConvGeometry) -> usize {
+    g.out_channels.next_multiple_of(R) * XI * g.in_channels
 }
 
 /// The geometry of one Winograd convolution on NCHW data.
@@ -679,10 +706,34 @@ fn convolve(p: &Plan, x: &[f32], u: &[f32], epilogue: &Epilogue) -> Vec<f32> {
 /// written; same contract as [`crate::conv::conv2d_forward_with`]. Panics unless
 /// [`supports`] holds.
 pub fn forward_with(g: &ConvGeometry, x: &[f32], weight: &[f32], epilogue: Epilogue) -> Vec<f32> {
-    assert!(supports(g), "Winograd convolution does not support {g:?}");
     crate::conv::check_forward(g, x, weight, &epilogue);
-    let u = transform_weights(weight, g.out_channels, g.in_channels, false);
-    convolve(&Plan::new(g), x, &u, &epilogue)
+    forward_transformed(g, x, &forward_weights(g, weight), epilogue)
+}
+
+/// The weights `[O, C, 3, 3]` transformed for [`forward_transformed`] (`U = G g Gᵀ` of every
+/// kernel, 36 values each, laid out for the products): what [`forward_with`] computes on every
+/// call, and what inference, whose weights do not change, can keep. Panics unless
+/// [`supports`] holds and `weight` has the geometry's length.
+pub fn forward_weights(g: &ConvGeometry, weight: &[f32]) -> Vec<f32> {
+    assert!(supports(g), "Winograd convolution does not support {g:?}");
+    assert_eq!(weight.len(), g.weight_len(), "weight length");
+    transform_weights(weight, g.out_channels, g.in_channels, false)
+}
+
+/// [`forward_with`] from weights transformed by [`forward_weights`] for a geometry with the
+/// same channels. Panics unless [`supports`] holds and the operands have the geometry's
+/// lengths.
+pub fn forward_transformed(g: &ConvGeometry, x: &[f32], u: &[f32], epilogue: Epilogue) -> Vec<f32> {
+    assert!(supports(g), "Winograd convolution does not support {g:?}");
+    assert_eq!(u.len(), transformed_len(g), "transformed weight length");
+    assert_eq!(x.len(), g.input_len(), "input length");
+    if let Some(b) = epilogue.bias {
+        assert_eq!(b.len(), g.out_channels, "one bias per output channel");
+    }
+    if let Some(r) = epilogue.residual {
+        assert_eq!(r.len(), g.output_len(), "residual of the output's shape");
+    }
+    convolve(&Plan::new(g), x, u, &epilogue)
 }
 
 /// Gradient with respect to the input through Winograd F(4x4, 3x3); same contract as

@@ -176,6 +176,69 @@ fn conv_dispatch_takes_winograd_where_it_applies() {
 }
 
 #[test]
+fn kept_transformed_weights_give_the_same_result() {
+    if skip() {
+        return;
+    }
+    // The weights transformed once serve any batch and map size with the same channels.
+    let g = geometry(&CASES[5]);
+    let w = pseudo_random(g.weight_len(), 9);
+    let u = winograd::forward_weights(&g, &w);
+    assert_eq!(u.len(), winograd::transformed_len(&g));
+    for batch in [1, 3] {
+        let g = ConvGeometry { batch, ..g };
+        let x = pseudo_random(g.input_len(), 10 + batch as u64);
+        let bias = pseudo_random(g.out_channels, 4);
+        let residual = pseudo_random(g.output_len(), 5);
+        let epilogue = Epilogue {
+            bias: Some(&bias),
+            residual: Some(&residual),
+            relu: true,
+        };
+        let want = winograd::forward_with(&g, &x, &w, epilogue);
+        let got = winograd::forward_transformed(&g, &x, &u, epilogue);
+        assert_eq!(got, want, "batch {batch}");
+    }
+    // A transform for other channels is refused.
+    let other = ConvGeometry {
+        out_channels: g.out_channels + 4,
+        ..g
+    };
+    let x = pseudo_random(g.input_len(), 1);
+    let msg = panic_message(|| {
+        drop(winograd::forward_transformed(
+            &other,
+            &x,
+            &u,
+            Epilogue::default(),
+        ))
+    });
+    assert!(msg.is_some_and(|m| m.contains("transformed weight length")));
+}
+
+#[test]
+fn kept_weights_widen_winograd_to_the_layers_it_then_wins() {
+    let g = |n: usize, c: usize, hw: usize| geometry(&([n, c, hw, hw], c, [(1, 1), (1, 1)]));
+    // ResNet-50's last stage at batch 8 and third stage at batch 1; whatever `applies` takes.
+    for (what, g) in [
+        ("512 channels, 7x7, batch 8", g(8, 512, 7)),
+        ("256 channels, 14x14, batch 1", g(1, 256, 14)),
+        ("128 channels, 28x28, batch 1", g(1, 128, 28)),
+    ] {
+        assert!(winograd::applies_transformed(&g), "{what}");
+    }
+    assert!(!winograd::applies(&g(8, 512, 7)) && !winograd::applies(&g(1, 256, 14)));
+    for (what, g) in [
+        ("512 channels, 7x7, batch 1 (4 tiles)", g(1, 512, 7)),
+        ("1024 channels", g(8, 1024, 14)),
+        ("16 channels", g(8, 16, 32)),
+        ("6x6 map", g(8, 64, 6)),
+    ] {
+        assert!(!winograd::applies_transformed(&g), "{what}");
+    }
+}
+
+#[test]
 fn mismatched_operands_are_refused_with_what_is_wrong() {
     if skip() {
         return;
