@@ -40,6 +40,17 @@ pub trait ConvKernels: Backend {
         Self::conv2d(x, weight, None, options)
     }
 
+    /// [`Self::cnnzoo_conv2d`] for inference, whose weights do not change between calls, so
+    /// that a kernel may keep them transformed (no autodiff backward of its own: [`conv2d`]
+    /// calls it only on devices without autodiff).
+    fn cnnzoo_conv2d_inference(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        Self::conv2d(x, weight, None, options)
+    }
+
     /// 2-D convolution with a bias per output channel, then ReLU when `relu`, for inference
     /// (no autodiff backward of its own: [`conv2d`] and [`conv2d_relu`] call it only on
     /// devices without autodiff).
@@ -479,6 +490,20 @@ impl ConvKernels for Flex {
         let g = geometry(&x, &weight, &options);
         let [oh, ow] = g.out_size().expect("validated");
         let y = conv::conv2d_forward(&g, &f32s(&x), &f32s(&weight));
+        flex_tensor(y, [g.batch, g.out_channels, oh, ow])
+    }
+
+    fn cnnzoo_conv2d_inference(
+        x: FlexTensor,
+        weight: FlexTensor,
+        options: ConvOptions<2>,
+    ) -> FlexTensor {
+        if !fast_path(&[&x, &weight], &options) {
+            return Flex::conv2d(x, weight, None, options);
+        }
+        let g = geometry(&x, &weight, &options);
+        let [oh, ow] = g.out_size().expect("validated");
+        let y = inference_forward(&g, &x, &weight, conv::Epilogue::default());
         flex_tensor(y, [g.batch, g.out_channels, oh, ow])
     }
 
@@ -1345,11 +1370,14 @@ pub fn conv2d(
             false,
         ));
     }
-    let y = Tensor::<4>::from_dispatch(<Dispatch as ConvKernels>::cnnzoo_conv2d(
-        x.into_dispatch(),
-        weight.into_dispatch(),
-        options,
-    ));
+    // Inference (no autodiff): the weights may be kept transformed between calls.
+    let inference = x.device() == Device::flex();
+    let (x, weight) = (x.into_dispatch(), weight.into_dispatch());
+    let y = Tensor::<4>::from_dispatch(if inference {
+        <Dispatch as ConvKernels>::cnnzoo_conv2d_inference(x, weight, options)
+    } else {
+        <Dispatch as ConvKernels>::cnnzoo_conv2d(x, weight, options)
+    });
     match bias {
         Some(b) => {
             let channels = b.dims()[0];

@@ -1,4 +1,4 @@
-//! Inference's kept Winograd weights: a 3x3 convolution with a bias on Flex (no autodiff) gives
+//! Inference's kept Winograd weights: a 3x3 convolution on Flex (no autodiff) gives
 //! Burn's result on every call, keeps one transform per weight tensor, computes a new one when
 //! the weights change (even in place), and lets it go when the weights are dropped.
 //!
@@ -66,6 +66,15 @@ fn transformed_weights_are_kept_per_tensor_and_never_stale() {
         options(),
     ));
     assert!(relu.iter().all(|&v| v >= 0.0) && relu.contains(&0.0));
+    // Without a bias (a network whose BatchNorm is not folded) too.
+    let want = values(burn_conv2d(x.clone(), w.clone(), None, options()));
+    let got = values(cnnzoo_kernels::conv2d(
+        x.clone(),
+        w.clone(),
+        None,
+        options(),
+    ));
+    assert_close("no bias", &got, &want, 2e-5);
     assert_eq!(cached_bytes(), before + bytes, "the same weights share it");
 
     // New values in the same tensor (an operation Flex may do in place when nothing else
