@@ -673,16 +673,8 @@ impl ConvKernels for Flex {
         ceil_mode: bool,
     ) -> FlexTensor {
         let geometry = (x.dtype() == DType::F32 && x.shape().num_dims() == 4).then(|| {
-            let [batch, channels, h, w] = x.shape().dims::<4>();
-            pool::PoolGeometry {
-                batch,
-                channels,
-                in_size: [h, w],
-                kernel,
-                stride,
-                padding,
-                ceil_mode,
-            }
+            let shape = x.shape().dims::<4>();
+            pool::PoolGeometry::nchw(shape, kernel, stride, padding, ceil_mode)
         });
         // What the kernel does not cover (other types, windows that do not fit) is Burn's, which
         // reports what is wrong.

@@ -33,6 +33,26 @@ pub struct PoolGeometry {
 }
 
 impl PoolGeometry {
+    /// The pooling of an `[N, C, H, W]` input (`shape`) with these window, stride, padding
+    /// and rounding.
+    pub fn nchw(
+        [batch, channels, h, w]: [usize; 4],
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+        ceil_mode: bool,
+    ) -> Self {
+        PoolGeometry {
+            batch,
+            channels,
+            in_size: [h, w],
+            kernel,
+            stride,
+            padding,
+            ceil_mode,
+        }
+    }
+
     /// Whether [`max_pool2d`] computes this pooling: non-empty windows and strides, padding at
     /// most half the window (as PyTorch requires, so that every window holds an input element),
     /// and a window that fits the padded input.

@@ -38,17 +38,8 @@ fn options((_, kernel, stride, padding, ceil): Case) -> MaxPoolOptions<2> {
     o
 }
 
-fn geometry(case: Case) -> PoolGeometry {
-    let ([batch, channels, h, w], kernel, stride, padding, ceil_mode) = case;
-    PoolGeometry {
-        batch,
-        channels,
-        in_size: [h, w],
-        kernel,
-        stride,
-        padding,
-        ceil_mode,
-    }
+fn geometry((shape, kernel, stride, padding, ceil_mode): Case) -> PoolGeometry {
+    PoolGeometry::nchw(shape, kernel, stride, padding, ceil_mode)
 }
 
 /// Burn's max pooling of `x` (shape `shape`) on Flex.
