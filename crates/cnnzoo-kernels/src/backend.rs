@@ -1248,6 +1248,13 @@ impl<B: Backend + ConvKernels> Backward<B, 3> for BatchNormBackward {
     }
 }
 
+/// Whether `device` runs inference only: a Flex device without autodiff. (`Device`'s equality
+/// ignores autodiff, so `device == Device::flex()` alone also holds for training's device,
+/// which then lost its kernels to the inference-only operations' Burn defaults.)
+fn inference_device(device: &Device) -> bool {
+    !device.is_autodiff() && *device == Device::flex()
+}
+
 /// Whether tensors on `device` run cnnzoo's kernels: Flex devices, with or without autodiff.
 pub fn uses_kernels(device: &Device) -> bool {
     device.clone().without_autodiff() == Device::flex()
@@ -1351,7 +1358,7 @@ pub fn conv2d(
         return burn::tensor::module::conv2d(x, weight, bias, options);
     }
     if let Some(b) = &bias
-        && x.device() == Device::flex()
+        && inference_device(&x.device())
     {
         // Inference (no autodiff): the bias is added in the same parallel pass.
         return Tensor::from_dispatch(<Dispatch as ConvKernels>::cnnzoo_conv2d_bias(
@@ -1363,7 +1370,7 @@ pub fn conv2d(
         ));
     }
     // Inference (no autodiff): the weights may be kept transformed between calls.
-    let inference = x.device() == Device::flex();
+    let inference = inference_device(&x.device());
     let (x, weight) = (x.into_dispatch(), weight.into_dispatch());
     let y = Tensor::<4>::from_dispatch(if inference {
         <Dispatch as ConvKernels>::cnnzoo_conv2d_inference(x, weight, options)
@@ -1384,7 +1391,7 @@ pub fn conv2d(
 /// otherwise (training keeps Burn's backward, which needs the maxima's indices).
 pub fn max_pool2d(x: Tensor<4>, options: MaxPoolOptions<2>) -> Tensor<4> {
     let symmetric = options.padding.iter().all(|&(a, b)| a == b);
-    if x.device() != Device::flex() || !symmetric || options.dilation != [1, 1] {
+    if !inference_device(&x.device()) || !symmetric || options.dilation != [1, 1] {
         return burn::tensor::module::max_pool2d(x, options);
     }
     Tensor::from_dispatch(<Dispatch as ConvKernels>::cnnzoo_max_pool2d(
@@ -1507,7 +1514,7 @@ fn conv2d_then_relu(
 ) -> Tensor<4> {
     // Inference on the CPU with a bias: the kernels' epilogue; anything else: Burn's ops.
     let fast =
-        conv_shapes_agree(&x, &weight, bias.as_ref(), &options) && x.device() == Device::flex();
+        conv_shapes_agree(&x, &weight, bias.as_ref(), &options) && inference_device(&x.device());
     let b = match bias {
         Some(b) if fast => b,
         bias => {

@@ -2,13 +2,13 @@
 //!
 //! [`conv`] holds the kernels on plain NCHW slices (convolution forward, backward-data and
 //! backward-weight as im2col + GEMM, or [`direct`] kernels, or [`winograd`] F(4x4, 3x3) for
-//! 3x3s over 32-256 channels, or [`pointwise`] for 1x1s), [`batch_norm`](mod@batch_norm)
-//! (BatchNorm in one or two passes), [`residual`] (the fused block ends), [`squeeze_excite`]
-//! (an SE unit fused with its block end), [`pool`] (max pooling) and [`weight_cache`]
-//! (inference's Winograd-transformed weights, kept between calls); [`backend`] makes them a
-//! Burn backend extension with its own autodiff backward, and [`conv2d`],
-//! [`batch_norm_train`], [`batch_norm()`] and [`max_pool2d`] are among the calls the networks
-//! make.
+//! 3x3s over 32-256 channels (32-512 at inference), or [`pointwise`] for 1x1s),
+//! [`batch_norm`](mod@batch_norm) (BatchNorm in one or two passes), [`residual`] (the fused
+//! block ends), [`squeeze_excite`] (an SE unit fused with its block end), [`pool`] (max
+//! pooling) and [`weight_cache`] (inference's Winograd-transformed weights, kept between
+//! calls); [`backend`] makes them a Burn backend extension with its own autodiff backward,
+//! and [`conv2d`], [`batch_norm_train`], [`batch_norm()`] and [`max_pool2d`] are among the
+//! calls the networks make.
 
 pub mod backend;
 pub mod batch_norm;

@@ -339,6 +339,58 @@ fn transposed_input_is_read_correctly() {
 }
 
 #[test]
+fn training_convolutions_run_the_kernels_not_the_inference_defaults() {
+    // `Device`'s equality ignores autodiff: a check for "inference" written as
+    // `device == Device::flex()` once sent training's convolutions to the inference-only
+    // operations, whose autodiff versions are Burn's conv2d (right, but three times slower).
+    // Under autodiff the forward pass must be cnnzoo's own kernel, bit for bit.
+    let device = Device::flex().autodiff();
+    device.seed(31);
+    let g = cnnzoo_kernels::ConvGeometry {
+        batch: 3,
+        in_channels: 32,
+        in_size: [16, 16],
+        out_channels: 32,
+        kernel: [3, 3],
+        stride: [1, 1],
+        padding: [(1, 1); 2],
+        dilation: [1, 1],
+        groups: 1,
+    };
+    let opts = || ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
+    let x: Tensor<4> = Tensor::random([3, 32, 16, 16], Distribution::Normal(0.0, 1.0), &device);
+    let w: Tensor<4> = Tensor::random([32, 32, 3, 3], Distribution::Normal(0.0, 0.2), &device);
+    let b: Tensor<1> = Tensor::random([32], Distribution::Normal(0.0, 1.0), &device);
+    let (xs, ws, bs) = (values(x.clone()), values(w.clone()), values(b.clone()));
+    let kernel = cnnzoo_kernels::conv::conv2d_forward(&g, &xs, &ws);
+    let burn = values(reference_conv2d(x.clone(), w.clone(), None, opts()));
+    assert_ne!(
+        kernel, burn,
+        "the kernel's rounding should tell it from Burn's here"
+    );
+    // Bit for bit; on failure, how many differ rather than every value.
+    let same = |what: &str, got: &[f32], want: &[f32]| {
+        let differ = got.iter().zip(want).filter(|(a, b)| a != b).count();
+        assert!(
+            got.len() == want.len() && differ == 0,
+            "{what}: {differ} of {} values differ from the kernel's",
+            want.len()
+        );
+    };
+    let plain = values(conv2d(x.clone().require_grad(), w.clone(), None, opts()));
+    same("no bias", &plain, &kernel);
+    let plane = 16 * 16;
+    let with_bias: Vec<f32> = (kernel.iter().enumerate())
+        .map(|(i, v)| v + bs[i / plane % 32])
+        .collect();
+    let biased = values(conv2d(x.clone(), w.clone(), Some(b.clone()), opts()));
+    same("with a bias", &biased, &with_bias);
+    let relu_ed = values(conv2d_relu(x, w, Some(b), opts()));
+    let want: Vec<f32> = with_bias.iter().map(|v| v.max(0.0)).collect();
+    same("with a bias and ReLU", &relu_ed, &want);
+}
+
+#[test]
 fn flex_devices_take_the_kernels() {
     // Without this, every comparison above could silently compare Burn with itself.
     assert!(uses_kernels(&Device::flex()));
