@@ -27,6 +27,22 @@ fn median(v: &mut [f64]) -> f64 {
     v[v.len() / 2]
 }
 
+/// Runs `a` then `b`, `pairs` times: their median milliseconds and the pairs `b` won.
+fn alternate(
+    pairs: usize,
+    a: impl Fn() -> Vec<f32>,
+    b: impl Fn() -> Vec<f32>,
+) -> (f64, f64, usize) {
+    let (mut ta, mut tb, mut wins) = (Vec::new(), Vec::new(), 0);
+    for _ in 0..pairs {
+        let (x, y) = (ms(&a), ms(&b));
+        wins += usize::from(y < x);
+        ta.push(x);
+        tb.push(y);
+    }
+    (median(&mut ta), median(&mut tb), wins)
+}
+
 fn main() {
     let pairs: usize = std::env::var("PAIRS")
         .ok()
@@ -50,21 +66,16 @@ fn main() {
             return;
         }
         let (x, w) = operands(&g);
-        let (mut d, mut wi, mut wins) = (Vec::new(), Vec::new(), 0);
-        for _ in 0..pairs {
-            let a = ms(|| direct::forward_with(&g, &x, &w, Epilogue::default()));
-            let b = ms(|| winograd::forward_with(&g, &x, &w, Epilogue::default()));
-            wins += usize::from(b < a);
-            d.push(a);
-            wi.push(b);
-        }
+        let (direct, wino, wins) = alternate(
+            pairs,
+            || direct::forward_with(&g, &x, &w, Epilogue::default()),
+            || winograd::forward_with(&g, &x, &w, Epilogue::default()),
+        );
         let tiles = batch * hw.div_ceil(4) * hw.div_ceil(4);
         println!(
-            "b{batch} {c:3} channels {hw:2}x{hw:<2} ({tiles:3} tiles): direct {:5.2} ms, \
-             winograd {:5.2} ms (medians); winograd faster in {wins}/{pairs} pairs; \
+            "b{batch} {c:3} channels {hw:2}x{hw:<2} ({tiles:3} tiles): direct {direct:5.2} ms, \
+             winograd {wino:5.2} ms (medians); winograd faster in {wins}/{pairs} pairs; \
              applies: {}",
-            median(&mut d),
-            median(&mut wi),
             winograd::applies(&g),
         );
     }
@@ -82,26 +93,21 @@ fn main() {
         let g = geometry(batch, c, hw);
         let (x, w) = operands(&g);
         let u = winograd::forward_weights(&g, &w);
-        let (mut plain, mut kept, mut wins) = (Vec::new(), Vec::new(), 0);
-        for _ in 0..pairs {
-            let a = ms(|| conv::conv2d_forward_with(&g, &x, &w, Epilogue::default()));
-            let b = ms(|| winograd::forward_transformed(&g, &x, &u, Epilogue::default()));
-            wins += usize::from(b < a);
-            plain.push(a);
-            kept.push(b);
-        }
+        let (plain, kept, wins) = alternate(
+            pairs,
+            || conv::conv2d_forward_with(&g, &x, &w, Epilogue::default()),
+            || winograd::forward_transformed(&g, &x, &u, Epilogue::default()),
+        );
         let tiles = batch * hw.div_ceil(4) * hw.div_ceil(4);
         println!(
             "b{batch} {c:3} channels {hw:2}x{hw:<2} ({tiles:3} tiles): without kept weights \
-             ({}) {:5.2} ms, winograd from kept weights {:5.2} ms (medians); kept faster in \
-             {wins}/{pairs} pairs; applies_transformed: {}",
+             ({}) {plain:5.2} ms, winograd from kept weights {kept:5.2} ms (medians); kept \
+             faster in {wins}/{pairs} pairs; applies_transformed: {}",
             if winograd::applies(&g) {
                 "winograd"
             } else {
                 "other paths"
             },
-            median(&mut plain),
-            median(&mut kept),
             winograd::applies_transformed(&g),
         );
     }
@@ -110,15 +116,8 @@ fn main() {
 /// A stride-1 3x3 convolution with padding 1 and `c` channels in and out.
 fn geometry(batch: usize, c: usize, hw: usize) -> ConvGeometry {
     ConvGeometry {
-        batch,
-        in_channels: c,
-        in_size: [hw, hw],
-        out_channels: c,
-        kernel: [3, 3],
-        stride: [1, 1],
         padding: [(1, 1); 2],
-        dilation: [1, 1],
-        groups: 1,
+        ..ConvGeometry::new([batch, c, hw, hw], c, [3, 3])
     }
 }
 

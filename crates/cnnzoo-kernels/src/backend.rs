@@ -1248,9 +1248,9 @@ impl<B: Backend + ConvKernels> Backward<B, 3> for BatchNormBackward {
     }
 }
 
-/// Whether `device` runs inference only: a Flex device without autodiff. (`Device`'s equality
+/// Whether `device` runs inference only: a Flex device without autodiff. `Device`'s equality
 /// ignores autodiff, so `device == Device::flex()` alone also holds for training's device,
-/// which then lost its kernels to the inference-only operations' Burn defaults.)
+/// whose autodiff versions of the inference-only operations are Burn's (slow) defaults.
 fn inference_device(device: &Device) -> bool {
     !device.is_autodiff() && *device == Device::flex()
 }
@@ -1357,8 +1357,9 @@ pub fn conv2d(
     if !uses_kernels(&x.device()) || !conv_shapes_agree(&x, &weight, bias.as_ref(), &options) {
         return burn::tensor::module::conv2d(x, weight, bias, options);
     }
+    let inference = inference_device(&x.device());
     if let Some(b) = &bias
-        && inference_device(&x.device())
+        && inference
     {
         // Inference (no autodiff): the bias is added in the same parallel pass.
         return Tensor::from_dispatch(<Dispatch as ConvKernels>::cnnzoo_conv2d_bias(
@@ -1370,7 +1371,6 @@ pub fn conv2d(
         ));
     }
     // Inference (no autodiff): the weights may be kept transformed between calls.
-    let inference = inference_device(&x.device());
     let (x, weight) = (x.into_dispatch(), weight.into_dispatch());
     let y = Tensor::<4>::from_dispatch(if inference {
         <Dispatch as ConvKernels>::cnnzoo_conv2d_inference(x, weight, options)

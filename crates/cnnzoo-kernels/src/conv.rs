@@ -107,6 +107,27 @@ pub struct ConvGeometry {
 }
 
 impl ConvGeometry {
+    /// A convolution of an `[N, C, H, W]` input (`x`) into `out_channels` with a `kernel`
+    /// window: stride 1, no padding, no dilation, no groups (set others with struct update
+    /// syntax, `ConvGeometry { padding, ..ConvGeometry::new(..) }`).
+    pub fn new(
+        [batch, in_channels, h, w]: [usize; 4],
+        out_channels: usize,
+        kernel: [usize; 2],
+    ) -> Self {
+        ConvGeometry {
+            batch,
+            in_channels,
+            in_size: [h, w],
+            out_channels,
+            kernel,
+            stride: [1, 1],
+            padding: [(0, 0); 2],
+            dilation: [1, 1],
+            groups: 1,
+        }
+    }
+
     /// Output height and width, or `None` when the kernel does not fit the padded input.
     pub fn out_size(&self) -> Option<[usize; 2]> {
         let mut out = [0; 2];
@@ -455,8 +476,13 @@ pub fn conv2d_forward(g: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
 /// Panics, saying which, unless `x`, `weight` and the epilogue's operands have the lengths
 /// `g` gives them: every forward path checks this before touching them.
 pub(crate) fn check_forward(g: &ConvGeometry, x: &[f32], weight: &[f32], epilogue: &Epilogue) {
-    assert_eq!(x.len(), g.input_len(), "input length");
     assert_eq!(weight.len(), g.weight_len(), "weight length");
+    check_input(g, x, epilogue);
+}
+
+/// [`check_forward`] without the weights (a kernel that takes them transformed checks those).
+pub(crate) fn check_input(g: &ConvGeometry, x: &[f32], epilogue: &Epilogue) {
+    assert_eq!(x.len(), g.input_len(), "input length");
     if let Some(b) = epilogue.bias {
         assert_eq!(b.len(), g.out_channels, "one bias per output channel");
     }

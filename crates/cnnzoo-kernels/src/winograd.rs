@@ -86,13 +86,7 @@ pub fn supports(g: &ConvGeometry) -> bool {
 /// (results/conv_bench.md). Inference, which keeps the transformed weights, has its own
 /// wider bounds ([`applies_transformed`]).
 pub fn applies(g: &ConvGeometry) -> bool {
-    let [oh, ow] = g.out_size().unwrap_or([0, 0]);
-    supports(g)
-        && (32..=256).contains(&g.in_channels)
-        && (32..=256).contains(&g.out_channels)
-        && oh >= 8
-        && ow >= 8
-        && g.batch * oh.div_ceil(M) * ow.div_ceil(M) >= MIN_TILES
+    within(g, 256, 8, MIN_TILES)
 }
 
 /// Whether inference, which keeps the transformed weights ([`forward_weights`]) from call to
@@ -103,13 +97,18 @@ pub fn applies(g: &ConvGeometry) -> bool {
 /// them to, while its 512-channel layers at batch 1 (4 tiles) are not
 /// (`examples/winograd_bound.rs`, results/winograd_bound.md).
 pub fn applies_transformed(g: &ConvGeometry) -> bool {
+    within(g, 512, 7, 16)
+}
+
+/// Whether `g` is supported with 32 to `max_channels` channels on both sides, output maps of
+/// at least `min_side` on each side and at least `min_tiles` tiles in the batch.
+fn within(g: &ConvGeometry, max_channels: usize, min_side: usize, min_tiles: usize) -> bool {
     let [oh, ow] = g.out_size().unwrap_or([0, 0]);
     supports(g)
-        && (32..=512).contains(&g.in_channels)
-        && (32..=512).contains(&g.out_channels)
-        && oh >= 7
-        && ow >= 7
-        && g.batch * oh.div_ceil(M) * ow.div_ceil(M) >= 16
+        && (32..=max_channels).contains(&g.in_channels)
+        && (32..=max_channels).contains(&g.out_channels)
+        && oh.min(ow) >= min_side
+        && g.batch * oh.div_ceil(M) * ow.div_ceil(M) >= min_tiles
 }
 
 /// Values in [`forward_weights`]' result for this geometry.
@@ -706,7 +705,6 @@ fn convolve(p: &Plan, x: &[f32], u: &[f32], epilogue: &Epilogue) -> Vec<f32> {
 /// written; same contract as [`crate::conv::conv2d_forward_with`]. Panics unless
 /// [`supports`] holds.
 pub fn forward_with(g: &ConvGeometry, x: &[f32], weight: &[f32], epilogue: Epilogue) -> Vec<f32> {
-    crate::conv::check_forward(g, x, weight, &epilogue);
     forward_transformed(g, x, &forward_weights(g, weight), epilogue)
 }
 
@@ -726,13 +724,7 @@ pub fn forward_weights(g: &ConvGeometry, weight: &[f32]) -> Vec<f32> {
 pub fn forward_transformed(g: &ConvGeometry, x: &[f32], u: &[f32], epilogue: Epilogue) -> Vec<f32> {
     assert!(supports(g), "Winograd convolution does not support {g:?}");
     assert_eq!(u.len(), transformed_len(g), "transformed weight length");
-    assert_eq!(x.len(), g.input_len(), "input length");
-    if let Some(b) = epilogue.bias {
-        assert_eq!(b.len(), g.out_channels, "one bias per output channel");
-    }
-    if let Some(r) = epilogue.residual {
-        assert_eq!(r.len(), g.output_len(), "residual of the output's shape");
-    }
+    crate::conv::check_input(g, x, &epilogue);
     convolve(&Plan::new(g), x, u, &epilogue)
 }
 

@@ -347,15 +347,8 @@ fn training_convolutions_run_the_kernels_not_the_inference_defaults() {
     let device = Device::flex().autodiff();
     device.seed(31);
     let g = cnnzoo_kernels::ConvGeometry {
-        batch: 3,
-        in_channels: 32,
-        in_size: [16, 16],
-        out_channels: 32,
-        kernel: [3, 3],
-        stride: [1, 1],
         padding: [(1, 1); 2],
-        dilation: [1, 1],
-        groups: 1,
+        ..cnnzoo_kernels::ConvGeometry::new([3, 32, 16, 16], 32, [3, 3])
     };
     let opts = || ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
     let x: Tensor<4> = Tensor::random([3, 32, 16, 16], Distribution::Normal(0.0, 1.0), &device);

@@ -48,17 +48,7 @@ const STRIDED: &[([usize; 4], usize, usize)] = &[
 ];
 
 fn geometry(c: &Case) -> ConvGeometry {
-    ConvGeometry {
-        batch: c.0[0],
-        in_channels: c.0[1],
-        in_size: [c.0[2], c.0[3]],
-        out_channels: c.1,
-        kernel: [1, 1],
-        stride: [1, 1],
-        padding: [(0, 0); 2],
-        dilation: [1, 1],
-        groups: 1,
-    }
+    ConvGeometry::new(c.0, c.1, [1, 1])
 }
 
 fn skip() -> bool {

@@ -21,15 +21,8 @@ fn transformed_weights_are_kept_per_tensor_and_never_stale() {
     device.seed(21);
     let (n, c, hw) = (1, 32, 16);
     let g = ConvGeometry {
-        batch: n,
-        in_channels: c,
-        in_size: [hw, hw],
-        out_channels: c,
-        kernel: [3, 3],
-        stride: [1, 1],
         padding: [(1, 1); 2],
-        dilation: [1, 1],
-        groups: 1,
+        ..ConvGeometry::new([n, c, hw, hw], c, [3, 3])
     };
     if !winograd::applies_transformed(&g) {
         eprintln!("skipped: this CPU has no AVX2 + FMA, so the Winograd kernels never run here");
