@@ -1388,7 +1388,10 @@ pub fn conv2d(
 
 /// 2-D max pooling, as `burn::tensor::module::max_pool2d`: cnnzoo's kernel on the CPU (Flex)
 /// without autodiff (inference) for symmetric padding and no dilation, Burn's operation
-/// otherwise (training keeps Burn's backward, which needs the maxima's indices).
+/// otherwise (training keeps Burn's backward, which needs the maxima's indices). Windows the
+/// kernel declines (larger than the padded input, padding over half the window) get Burn's
+/// result, an empty map for the former: the networks check shapes first
+/// (`Pool2d::output_shape` in cnnzoo-models says which layer does not fit).
 pub fn max_pool2d(x: Tensor<4>, options: MaxPoolOptions<2>) -> Tensor<4> {
     let symmetric = options.padding.iter().all(|&(a, b)| a == b);
     if !inference_device(&x.device()) || !symmetric || options.dilation != [1, 1] {
