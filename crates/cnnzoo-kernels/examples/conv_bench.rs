@@ -1,6 +1,7 @@
 //! Times each convolution pass (forward, backward-data, backward-weight) on the networks' layer
-//! shapes: the im2col + GEMM path against the direct kernels, Winograd F(4x4, 3x3) and the 1x1
-//! kernel where those support the shape. The choice `conv::conv2d_*` makes is printed per shape, so the
+//! shapes: the im2col + GEMM path against the direct kernels, Winograd F(4x4, 3x3), the 1x1
+//! kernel, and the 1x1 kernel over the batch's im2col matrix ("gathered", forward only) where
+//! those support the shape. The choice `conv::conv2d_*` makes is printed per shape, so the
 //! thresholds in `direct.rs` and `winograd.rs` can be checked against the numbers.
 //!
 //! Usage: `cargo run --release --example conv_bench` (set `RAYON_NUM_THREADS` to compare
@@ -64,10 +65,14 @@ fn main() {
         ("resnet50 down 1-2", 8, 128, 128, 56, 3, 2, 1),
         ("resnet50 stage 3", 8, 256, 256, 14, 3, 1, 1),
         ("resnet50 down 2-3", 8, 256, 256, 28, 3, 2, 1),
+        ("resnet50 down 3-4", 8, 512, 512, 14, 3, 2, 1),
         ("resnet50 stage 4", 8, 512, 512, 7, 3, 1, 1),
         ("resnet50 stage 1 b1", 1, 64, 64, 56, 3, 1, 1),
         ("resnet50 stage 2 b1", 1, 128, 128, 28, 3, 1, 1),
         ("resnet50 stage 3 b1", 1, 256, 256, 14, 3, 1, 1),
+        ("resnet50 down 1-2 b1", 1, 128, 128, 56, 3, 2, 1),
+        ("resnet50 down 2-3 b1", 1, 256, 256, 28, 3, 2, 1),
+        ("resnet50 down 3-4 b1", 1, 512, 512, 14, 3, 2, 1),
         ("resnet50 1x1 64-256", 8, 64, 256, 56, 1, 1, 1),
         ("resnet50 1x1 256-64", 8, 256, 64, 56, 1, 1, 1),
         ("resnet50 1x1 512-128", 8, 512, 128, 28, 1, 1, 1),
@@ -155,6 +160,15 @@ fn main() {
                 y_g.iter().fold(0.0f32, |m, v| m.max(v.abs())),
             );
         }
+        if pointwise::supports_gathered(&g) && g.kernel != [1, 1] {
+            let (f_c, y_c) =
+                best_ms(|| pointwise::forward_gathered_with(&g, &x, &w, Default::default()));
+            print!(
+                "\n{:20} gathered fwd {f_c:5.2} ms  (max diff {:.1e})",
+                "",
+                max_diff(&y_g, &y_c),
+            );
+        }
         println!("; conv2d_* takes {}", choice(&g));
     }
 }
@@ -172,11 +186,20 @@ fn choice(g: &ConvGeometry) -> String {
             "gemm"
         }
     };
+    // The gathered path comes after the others, for the forward pass only.
+    let forward = match pick(
+        winograd::applies(g),
+        pointwise::applies(g),
+        direct::applies(g),
+    ) {
+        "gemm" if pointwise::applies_gathered(g) => "gathered",
+        other => other,
+    };
     // Winograd takes both the forward pass and the input gradient, or neither.
     let wino = winograd::applies(g);
     format!(
         "{} / {} / {} (fwd / bwd-data / bwd-weight)",
-        pick(wino, pointwise::applies(g), direct::applies(g)),
+        forward,
         pick(
             wino,
             pointwise::applies_to_input_gradient(g),

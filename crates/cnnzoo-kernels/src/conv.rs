@@ -2,7 +2,9 @@
 //! one GEMM per image (and group) over an im2col buffer, or through [`crate::direct`]'s
 //! kernels where those apply (convolutions over few channels), or [`crate::winograd`]'s
 //! (stride-1 3x3s over 32-256 channels, forward and input gradient), or
-//! [`crate::pointwise`]'s (1x1s, forward and stride-1 input gradient).
+//! [`crate::pointwise`]'s (1x1s, forward and stride-1 input gradient; and the forward pass of
+//! the other convolutions without groups that would come here, such as ResNet-50's strided
+//! 3x3s, as a 1x1 over the batch's im2col matrix).
 //!
 //! Everything stays in NCHW, the layout the networks use end to end, so no layout copies are
 //! made around the GEMMs. Images are spread over rayon's pool and each worker reuses one
@@ -213,10 +215,20 @@ impl ConvGeometry {
 
 /// Fills `cols` (`[K, P]` row-major) with image `x` (`[C, H, W]`) for channels `c0..c0+cin_g`.
 fn im2col(g: &ConvGeometry, x: &[f32], c0: usize, cols: &mut [f32]) {
+    // SAFETY: `MaybeUninit<f32>` has `f32`'s layout, and `im2col_into` writes only
+    // initialised values, so `cols` stays initialised.
+    let cols = unsafe { &mut *(cols as *mut [f32] as *mut [MaybeUninit<f32>]) };
+    im2col_into(g, x, c0, cols);
+}
+
+/// [`im2col`] into a buffer that need not be initialised: every element of `cols[..K * P]` is
+/// written.
+pub(crate) fn im2col_into(g: &ConvGeometry, x: &[f32], c0: usize, cols: &mut [MaybeUninit<f32>]) {
     let [h, w] = g.in_size;
     let [oh, ow] = g.out_hw();
     let [kh, kw] = g.kernel;
     let p = oh * ow;
+    let zero = |o: &mut [MaybeUninit<f32>]| o.iter_mut().for_each(|v| _ = v.write(0.0));
     for ci in 0..g.cin_g() {
         let plane = &x[(c0 + ci) * h * w..(c0 + ci + 1) * h * w];
         for ki in 0..kh {
@@ -228,7 +240,7 @@ fn im2col(g: &ConvGeometry, x: &[f32], c0: usize, cols: &mut [f32]) {
                     let iy = (oy * g.stride[0]) as isize + dy;
                     let out = &mut row[oy * ow..(oy + 1) * ow];
                     if iy < 0 || iy >= h as isize {
-                        out.fill(0.0);
+                        zero(out);
                         continue;
                     }
                     let src = &plane[iy as usize * w..(iy as usize + 1) * w];
@@ -236,25 +248,34 @@ fn im2col(g: &ConvGeometry, x: &[f32], c0: usize, cols: &mut [f32]) {
                         // Contiguous run: zero the padded ends, copy the middle.
                         let lo = (-dx).clamp(0, ow as isize) as usize;
                         let hi = (w as isize - dx).clamp(lo as isize, ow as isize) as usize;
-                        out[..lo].fill(0.0);
-                        out[lo..hi].copy_from_slice(
+                        zero(&mut out[..lo]);
+                        out[lo..hi].write_copy_of_slice(
                             &src[(lo as isize + dx) as usize..(hi as isize + dx) as usize],
                         );
-                        out[hi..].fill(0.0);
+                        zero(&mut out[hi..]);
                     } else {
-                        for (ox, o) in out.iter_mut().enumerate() {
-                            let ix = (ox * g.stride[1]) as isize + dx;
-                            *o = if ix < 0 || ix >= w as isize {
-                                0.0
-                            } else {
-                                src[ix as usize]
-                            };
+                        let (lo, hi, first) = strided_span(g.stride[1], dx, w, ow);
+                        zero(&mut out[..lo]);
+                        let from = src[first.min(w)..].iter().step_by(g.stride[1]);
+                        for (o, v) in out[lo..hi].iter_mut().zip(from) {
+                            o.write(*v);
                         }
+                        zero(&mut out[hi..]);
                     }
                 }
             }
         }
     }
+}
+
+/// The output columns `lo..hi` of a row whose input column `ox * stride + offset` lies in
+/// `0..w`, and the input column of `lo` (`first`), for a row of `ow` outputs: the strided
+/// loops of [`im2col_into`] and [`col2im`] run over that span without a bounds test per column.
+fn strided_span(stride: usize, offset: isize, w: usize, ow: usize) -> (usize, usize, usize) {
+    let s = stride as isize;
+    let lo = (((-offset).max(0) + s - 1) / s).min(ow as isize);
+    let hi = ((w as isize - offset + s - 1) / s).clamp(lo, ow as isize);
+    (lo as usize, hi as usize, (lo * s + offset).max(0) as usize)
 }
 
 /// Adds `cols` (`[K, P]`) back into image gradient `dx` (`[C, H, W]`), the adjoint of [`im2col`].
@@ -286,11 +307,10 @@ fn col2im(g: &ConvGeometry, cols: &[f32], c0: usize, dx: &mut [f32]) {
                             *a += *b;
                         }
                     } else {
-                        for (ox, v) in src.iter().enumerate() {
-                            let ix = (ox * g.stride[1]) as isize + dxo;
-                            if ix >= 0 && ix < w as isize {
-                                dst[ix as usize] += *v;
-                            }
+                        let (lo, hi, first) = strided_span(g.stride[1], dxo, w, ow);
+                        let d = dst[first.min(w)..].iter_mut().step_by(g.stride[1]);
+                        for (a, b) in d.zip(&src[lo..hi]) {
+                            *a += *b;
                         }
                     }
                 }
@@ -504,6 +524,8 @@ pub fn conv2d_forward_with(
         crate::pointwise::forward_with(g, x, weight, epilogue)
     } else if crate::direct::applies(g) {
         crate::direct::forward_with(g, x, weight, epilogue)
+    } else if crate::pointwise::applies_gathered(g) {
+        crate::pointwise::forward_gathered_with(g, x, weight, epilogue)
     } else {
         gemm_forward_with(g, x, weight, epilogue)
     }

@@ -16,6 +16,11 @@
 //! The input gradient of a stride-1 1x1 convolution is one too (the transposed weights, from
 //! a packed copy), so it runs through the same code; the weight gradient stays on the GEMM
 //! path.
+//!
+//! Any other convolution without groups is a 1x1 over its im2col matrix (`[C * kh * kw]`
+//! rows per output position, the weights `[O, C, kh, kw]` already its rows): built for the
+//! whole batch, it goes through the same code ([`forward_gathered_with`]), which is where the
+//! forward pass of ResNet-50's strided 3x3s goes instead of one GEMM per image.
 
 use rayon::prelude::*;
 
@@ -567,6 +572,74 @@ pub fn forward_with(g: &ConvGeometry, x: &[f32], weight: &[f32], epilogue: Epilo
         stride: g.stride,
     };
     convolve((g.batch, src, o), x, wt, &epilogue)
+}
+
+/// Forward convolution of any kernel without groups as a 1x1 convolution over its im2col
+/// matrix (`[N, C * kh * kw, OH * OW]`, built for the whole batch), with `epilogue` applied as
+/// each output is written; same contract as [`crate::conv::conv2d_forward_with`]. Panics
+/// unless [`supports_gathered`] holds.
+pub fn forward_gathered_with(
+    g: &ConvGeometry,
+    x: &[f32],
+    weight: &[f32],
+    epilogue: Epilogue,
+) -> Vec<f32> {
+    assert!(
+        supports_gathered(g),
+        "the pointwise kernel does not support {g:?} through im2col"
+    );
+    crate::conv::check_forward(g, x, weight, &epilogue);
+    let (k, o) = (g.k(), g.out_channels);
+    let out_size = g.out_size().expect("validated geometry");
+    let p = out_size[0] * out_size[1];
+    let in_img = g.in_channels * g.in_size[0] * g.in_size[1];
+    let cols = buffer::par_written(g.batch * k * p, k * p, |n, cols| {
+        crate::conv::im2col_into(g, &x[n * in_img..][..in_img], 0, cols);
+    });
+    let wt = Weights {
+        w: weight,
+        quad: R * k,
+        row: k,
+        col: 1,
+    };
+    let src = Source {
+        c: k,
+        in_size: out_size,
+        out_size,
+        stride: [1, 1],
+    };
+    convolve((g.batch, src, o), &cols, wt, &epilogue)
+}
+
+/// Whether [`crate::conv`] should take [`forward_gathered_with`] for a convolution the other
+/// kernels leave to im2col + GEMM: it is supported, the batch has at least 8 tiles of columns
+/// (ResNet-50's 512-channel strided 3x3 at batch 1, 2 tiles, is slower here than on the GEMM
+/// path, its 256-channel one, 8 tiles, faster) and the batch's im2col matrix takes at most
+/// [`MAX_GATHERED_BYTES`]. Measured in alternating pairs against im2col + GEMM on ResNet-50's
+/// strided 3x3s at batches 1 and 8 and its 512-channel 7x7 3x3 at batch 8
+/// (`examples/gathered_bound.rs`, results/gathered_bound.md): its products run on the register
+/// tile over panels of the whole batch's columns and write their epilogue in place, where the
+/// GEMM path multiplies one image at a time. The stem's 7x7 over 3 channels is far slower here
+/// (its im2col matrix costs more than its few products per column), but the direct kernel
+/// takes it first.
+pub fn applies_gathered(g: &ConvGeometry) -> bool {
+    let [oh, ow] = g.out_size().unwrap_or([0, 0]);
+    let cols = g.batch * oh * ow;
+    supports_gathered(g) && cols >= 8 * COLS && cols * g.k() * 4 <= MAX_GATHERED_BYTES
+}
+
+/// Largest im2col matrix [`applies_gathered`] builds (ResNet-50's first strided 3x3 at batch 8
+/// needs 28 MiB).
+pub const MAX_GATHERED_BYTES: usize = 64 << 20;
+
+/// Whether [`forward_gathered_with`] can compute this convolution: no groups, non-empty, on a
+/// CPU with AVX2 and FMA.
+pub fn supports_gathered(g: &ConvGeometry) -> bool {
+    g.validate().is_ok()
+        && g.groups == 1
+        && g.output_len() > 0
+        && g.input_len() > 0
+        && crate::direct::simd_available()
 }
 
 /// Gradient with respect to the input of a 1x1 convolution (the output gradient times the

@@ -47,6 +47,41 @@ const STRIDED: &[([usize; 4], usize, usize)] = &[
     ([1, 8, 10, 8], 12, 3),
 ];
 
+/// Convolutions through im2col + the 1x1 kernel (forward only): `[N, C, H, W]`, output
+/// channels, kernel, stride, padding `(begin, end)` per axis, dilation.
+type Gathered = (
+    [usize; 4],
+    usize,
+    [usize; 2],
+    [usize; 2],
+    [(usize, usize); 2],
+    [usize; 2],
+);
+
+const GATHERED: &[Gathered] = &[
+    // ResNet-50's strided 3x3, smaller; then on an odd map (the last column and row are read
+    // or padded).
+    ([2, 12, 14, 14], 16, [3, 3], [2, 2], [(1, 1); 2], [1, 1]),
+    ([3, 5, 9, 11], 7, [3, 3], [2, 2], [(1, 1); 2], [1, 1]),
+    // The stem's 7x7, stride 2, padding 3; a stride of 3 with more padding than stride.
+    ([1, 3, 20, 18], 8, [7, 7], [2, 2], [(3, 3); 2], [1, 1]),
+    ([2, 4, 13, 10], 6, [3, 3], [3, 3], [(2, 2); 2], [1, 1]),
+    // Non-square kernel, asymmetric stride and padding, dilation.
+    ([2, 6, 11, 9], 5, [2, 3], [1, 2], [(0, 1), (2, 0)], [1, 1]),
+    ([2, 4, 12, 12], 9, [3, 3], [1, 1], [(2, 2); 2], [2, 2]),
+    // A 7x7 map at stride 1 (ResNet-50's last 3x3s in training): tiles across images.
+    ([5, 16, 7, 7], 12, [3, 3], [1, 1], [(1, 1); 2], [1, 1]),
+];
+
+fn gathered_geometry(&(shape, out, kernel, stride, padding, dilation): &Gathered) -> ConvGeometry {
+    ConvGeometry {
+        stride,
+        padding,
+        dilation,
+        ..ConvGeometry::new(shape, out, kernel)
+    }
+}
+
 fn geometry(c: &Case) -> ConvGeometry {
     ConvGeometry::new(c.0, c.1, [1, 1])
 }
@@ -192,6 +227,100 @@ fn strided_pointwise_matches_burn_and_gemm() {
             },
         );
     }
+}
+
+#[test]
+fn gathered_convolutions_match_burn_and_gemm() {
+    if skip() {
+        return;
+    }
+    let device = Device::flex();
+    device.seed(14);
+    for (i, case) in GATHERED.iter().enumerate() {
+        let g = gathered_geometry(case);
+        assert!(pointwise::supports_gathered(&g), "case {i}");
+        // Burn's ConvOptions pads both ends alike: the reference pads the input itself.
+        let x: Tensor<4> = Tensor::random(g_shape(&g), Distribution::Normal(0.0, 1.0), &device);
+        let w: Tensor<4> = Tensor::random(
+            [g.out_channels, g.in_channels, g.kernel[0], g.kernel[1]],
+            Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        let padded = x.clone().pad(g.padding, 0.0);
+        let y = reference_conv2d(
+            padded,
+            w.clone(),
+            None,
+            ConvOptions::new(g.stride, [0, 0], g.dilation, 1),
+        );
+        let (xv, wv, want_y) = (values(x), values(w), values(y));
+        assert_eq!(want_y.len(), g.output_len(), "case {i}: reference shape");
+        let bias = pseudo_random(g.out_channels, 11);
+        let residual = pseudo_random(g.output_len(), 12);
+        let epilogue = Epilogue {
+            bias: Some(&bias),
+            residual: Some(&residual),
+            relu: true,
+        };
+        let want_fused = conv::gemm_forward_with(&g, &xv, &wv, epilogue);
+        assert!(want_fused.contains(&0.0) && want_fused.iter().any(|v| *v > 0.0));
+        check_in_pools(
+            &format!("gathered case {i}"),
+            ["y", "with epilogue"],
+            (&want_y, &want_fused),
+            TOL,
+            || {
+                (
+                    pointwise::forward_gathered_with(&g, &xv, &wv, Epilogue::default()),
+                    pointwise::forward_gathered_with(&g, &xv, &wv, epilogue),
+                )
+            },
+        );
+    }
+}
+
+fn g_shape(g: &ConvGeometry) -> [usize; 4] {
+    [g.batch, g.in_channels, g.in_size[0], g.in_size[1]]
+}
+
+#[test]
+fn conv_dispatch_takes_the_gathered_path_where_it_applies() {
+    if skip() {
+        return;
+    }
+    // ResNet-50's first strided 3x3 at a quarter of its channels: too many weights for the
+    // direct kernel, enough columns (8 x 7 x 7 = 392, 16 tiles) for the 1x1 kernel.
+    let g = ConvGeometry {
+        stride: [2, 2],
+        padding: [(1, 1); 2],
+        ..ConvGeometry::new([8, 96, 14, 14], 96, [3, 3])
+    };
+    assert!(pointwise::applies_gathered(&g));
+    let x = pseudo_random(g.input_len(), 13);
+    let w = pseudo_random(g.weight_len(), 14);
+    let y = conv::conv2d_forward(&g, &x, &w);
+    assert_eq!(
+        y,
+        pointwise::forward_gathered_with(&g, &x, &w, Epilogue::default())
+    );
+    assert_close("dispatched y", &y, &conv::gemm_forward(&g, &x, &w), TOL);
+    // Too few columns (the 512-channel one at batch 1: 49), or an im2col matrix over the
+    // bound, or groups: the GEMM path stays.
+    let few = ConvGeometry {
+        batch: 1,
+        in_size: [13, 13],
+        ..g
+    };
+    let huge = ConvGeometry {
+        batch: 256,
+        in_channels: 512,
+        in_size: [28, 28],
+        ..g
+    };
+    let grouped = ConvGeometry { groups: 4, ..g };
+    assert!(pointwise::supports_gathered(&few) && !pointwise::applies_gathered(&few));
+    assert!(pointwise::supports_gathered(&huge) && !pointwise::applies_gathered(&huge));
+    assert!(!pointwise::supports_gathered(&grouped) && !pointwise::applies_gathered(&grouped));
 }
 
 #[test]
