@@ -2,7 +2,9 @@
 //!
 //! [`conv`] holds the kernels on plain NCHW slices (convolution forward, backward-data and
 //! backward-weight as im2col + GEMM, or [`direct`] kernels, or [`winograd`] F(4x4, 3x3) for
-//! 3x3s over 32-256 channels (32-512 at inference), or [`pointwise`] for 1x1s),
+//! 3x3s over 32-256 channels (32-512 at inference), or [`pointwise`] for 1x1s and, over
+//! their im2col matrix, the forward pass of the others without groups that no other kernel
+//! takes),
 //! [`batch_norm`](mod@batch_norm) (BatchNorm in one or two passes), [`residual`] (the fused
 //! block ends), [`squeeze_excite`] (an SE unit fused with its block end), [`pool`] (max
 //! pooling) and [`weight_cache`] (inference's Winograd-transformed weights, kept between
