@@ -25,7 +25,9 @@ CNNZOO_RULES = [
     # The direct kernels' register tile (`conv_tile`) is named by neither rule: it is reached
     # through `conv_block` (direct) or `product_tile` (Winograd's products).
     ("conv forward + input gradient, Winograd F(4x4, 3x3)", r"winograd::|direct::product_tile"),
-    ("conv forward + input gradient, 1x1 kernel (whole batch)", r"pointwise::"),
+    # The gathered convolutions (ResNet-50's strided 3x3s: the 1x1 kernel over their im2col
+    # matrix) land here too: their products run in the same closure as the 1x1s'.
+    ("conv forward + input gradient, 1x1 kernel (whole batch; with the gathered strided 3x3s)", r"pointwise::"),
     ("conv forward + input gradient, direct kernels", r"direct::forward|direct::backward_data|direct::conv_block"),
     ("conv weight gradient, direct kernels", r"direct::backward_weight|direct::weight_block|direct::weight_tile"),
     ("conv forward (im2col + GEMM; at inference with bias, residual and ReLU)", r"conv::gemm_forward"),

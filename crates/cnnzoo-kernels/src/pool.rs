@@ -4,9 +4,9 @@
 //! every `stride`-th column.
 //!
 //! Burn's Flex pools through its generic 3-D path and keeps the index of every maximum even
-//! when none is asked for. Here ResNet-50's stem pooling (3x3, stride 2) takes about 8 ms of a
-//! batch of 8, where PyTorch's max pooling takes about 4 times that
-//! (results/cpu_profile-resnet50-infer.md).
+//! when none is asked for. Here ResNet-50's stem pooling (3x3, stride 2) takes a few
+//! milliseconds of a batch of 8, several times less than PyTorch's max pooling in the same
+//! profile run (results/cpu_profile-resnet50-infer.md).
 
 use std::mem::MaybeUninit;
 
