@@ -7,22 +7,11 @@
 //!
 //! Usage: `cargo run --release --example gathered_bound` (`PAIRS` sets the pairs per shape).
 
-use std::time::Instant;
+mod common;
+use common::alternate;
 
 use cnnzoo_kernels::conv::{self, ConvGeometry, Epilogue};
 use cnnzoo_kernels::pointwise;
-
-/// Milliseconds one run of `f` takes.
-fn ms(f: impl FnOnce() -> Vec<f32>) -> f64 {
-    let t = Instant::now();
-    std::hint::black_box(f());
-    t.elapsed().as_secs_f64() * 1e3
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
 
 /// Deterministic values in [-0.5, 0.5).
 fn values(n: usize, step: usize) -> Vec<f32> {
@@ -32,10 +21,7 @@ fn values(n: usize, step: usize) -> Vec<f32> {
 }
 
 fn main() {
-    let pairs: usize = std::env::var("PAIRS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(31);
+    let pairs = common::pairs(31);
     println!(
         "threads: {}, pairs per shape: {pairs}",
         rayon::current_num_threads()
@@ -70,21 +56,15 @@ fn main() {
             .zip(&gathered())
             .map(|(a, b)| (a - b).abs())
             .fold(0.0f32, f32::max);
-        let (mut ta, mut tb, mut wins) = (Vec::new(), Vec::new(), 0);
-        for _ in 0..pairs {
-            let (a, b) = (ms(gemm), ms(gathered));
-            wins += usize::from(b < a);
-            ta.push(a);
-            tb.push(b);
-        }
+        let (gemm_ms, gathered_ms, wins) = alternate(pairs, gemm, gathered);
         let [oh, ow] = g.out_size().expect("valid geometry");
         println!(
             "b{batch} {c:3} channels {hw:2}x{hw:<2} stride {stride} ({:4} columns): gemm {:6.2} ms, \
              gathered {:6.2} ms (medians); gathered faster in {wins}/{pairs} pairs; max diff \
              {diff:.1e}; applies: {}",
             batch * oh * ow,
-            median(&mut ta),
-            median(&mut tb),
+            gemm_ms,
+            gathered_ms,
             pointwise::applies_gathered(&g),
         );
     }

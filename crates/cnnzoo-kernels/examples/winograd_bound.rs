@@ -10,44 +10,14 @@
 //!
 //! Usage: `cargo run --release --example winograd_bound` (`PAIRS` sets the pairs per shape).
 
-use std::time::Instant;
+mod common;
+use common::alternate;
 
 use cnnzoo_kernels::conv::{self, ConvGeometry, Epilogue};
 use cnnzoo_kernels::{direct, winograd};
 
-/// Milliseconds one run of `f` takes.
-fn ms(f: impl FnOnce() -> Vec<f32>) -> f64 {
-    let t = Instant::now();
-    std::hint::black_box(f());
-    t.elapsed().as_secs_f64() * 1e3
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-/// Runs `a` then `b`, `pairs` times: their median milliseconds and the pairs `b` won.
-fn alternate(
-    pairs: usize,
-    a: impl Fn() -> Vec<f32>,
-    b: impl Fn() -> Vec<f32>,
-) -> (f64, f64, usize) {
-    let (mut ta, mut tb, mut wins) = (Vec::new(), Vec::new(), 0);
-    for _ in 0..pairs {
-        let (x, y) = (ms(&a), ms(&b));
-        wins += usize::from(y < x);
-        ta.push(x);
-        tb.push(y);
-    }
-    (median(&mut ta), median(&mut tb), wins)
-}
-
 fn main() {
-    let pairs: usize = std::env::var("PAIRS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(40);
+    let pairs = common::pairs(40);
     println!(
         "threads: {}, pairs per shape: {pairs}",
         rayon::current_num_threads()
