@@ -41,6 +41,10 @@ fn main() {
             padding: [(1, 1); 2],
             ..ConvGeometry::new([batch, c, hw, hw], c, [3, 3])
         };
+        if !pointwise::supports_gathered(&g) {
+            println!("skipped: this CPU has no AVX2 + FMA");
+            return;
+        }
         let x = values(g.input_len(), 7919);
         let w = values(g.weight_len(), 104_729);
         let bias = values(c, 31);

@@ -88,7 +88,18 @@ struct Weights<'a> {
     col: usize,
 }
 
-impl Weights<'_> {
+impl<'a> Weights<'a> {
+    /// `W` (`[O, K]`, row-major) read in place: the forward weights of a 1x1 (`K = C`) and of
+    /// a gathered convolution (`[O, C, kh, kw]`, `K = C * kh * kw`).
+    fn in_place(w: &'a [f32], k: usize) -> Self {
+        Weights {
+            w,
+            quad: R * k,
+            row: k,
+            col: 1,
+        }
+    }
+
     /// Element `(j, i)`.
     fn at(&self, j: usize, i: usize) -> f32 {
         self.w[(j / R) * self.quad + (j % R) * self.row + i * self.col]
@@ -559,12 +570,7 @@ pub fn forward_with(g: &ConvGeometry, x: &[f32], weight: &[f32], epilogue: Epilo
     assert!(supports(g), "the pointwise kernel does not support {g:?}");
     crate::conv::check_forward(g, x, weight, &epilogue);
     let (c, o) = (g.in_channels, g.out_channels);
-    let wt = Weights {
-        w: weight,
-        quad: R * c,
-        row: c,
-        col: 1,
-    };
+    let wt = Weights::in_place(weight, c);
     let src = Source {
         c,
         in_size: g.in_size,
@@ -596,12 +602,7 @@ pub fn forward_gathered_with(
     let cols = buffer::par_written(g.batch * k * p, k * p, |n, cols| {
         crate::conv::im2col_into(g, &x[n * in_img..][..in_img], 0, cols);
     });
-    let wt = Weights {
-        w: weight,
-        quad: R * k,
-        row: k,
-        col: 1,
-    };
+    let wt = Weights::in_place(weight, k);
     let src = Source {
         c: k,
         in_size: out_size,

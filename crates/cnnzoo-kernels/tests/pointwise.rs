@@ -398,6 +398,29 @@ fn pointwise_refuses_mismatched_operands_and_declines_other_convolutions() {
                 drop(pointwise::backward_data(&strided, &dy, &w))
             }),
         ),
+        // The gathered path checks the same operands, and refuses groups.
+        (
+            "weight length",
+            message(&|| {
+                let three = ConvGeometry {
+                    kernel: [3, 3],
+                    ..g
+                };
+                drop(pointwise::forward_gathered_with(&three, &x, &w, none))
+            }),
+        ),
+        (
+            "one bias per output channel",
+            message(&|| drop(pointwise::forward_gathered_with(&g, &x, &w, bias))),
+        ),
+        (
+            "does not support",
+            message(&|| {
+                let grouped = ConvGeometry { groups: 4, ..g };
+                let wg = vec![0.0; grouped.weight_len()];
+                drop(pointwise::forward_gathered_with(&grouped, &x, &wg, none))
+            }),
+        ),
     ];
     for (want, got) in checks {
         assert!(got.contains(want), "{got:?} should say {want:?}");
