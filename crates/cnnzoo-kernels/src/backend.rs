@@ -19,12 +19,13 @@ use burn::backend::ops::{ActivationOps, ModuleOps};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, TensorMetadata, backend_extension};
 use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
-use burn::tensor::{DType, Device, Tensor, TensorData};
+use burn::tensor::{DType, Device, Slice, Tensor, TensorData};
 
 use crate::batch_norm::{self, NormShape};
 use crate::conv::{self, ConvGeometry};
 use crate::pool;
 use crate::residual;
+use crate::shortcut::{self, ZeroPadShape};
 use crate::squeeze_excite::{self, SeShape};
 use crate::{weight_cache, winograd};
 
@@ -143,6 +144,27 @@ pub trait ConvKernels: Backend {
     /// `relu(a + b)`: the end of a residual block.
     fn cnnzoo_add_relu(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
         burn_add_relu::<Self>(a, b)
+    }
+
+    /// Option A's shortcut: `x` `[N, C, H, W]` subsampled by `stride` (every `stride`-th row
+    /// and column from the first), then `extra` zero channels: `[N, C + extra, ceil(H /
+    /// stride), ceil(W / stride)]`.
+    fn cnnzoo_zero_pad_shortcut(
+        x: FloatTensor<Self>,
+        stride: usize,
+        extra: usize,
+    ) -> FloatTensor<Self> {
+        burn_zero_pad_shortcut::<Self>(x, stride, extra)
+    }
+
+    /// Gradient of [`Self::cnnzoo_zero_pad_shortcut`]'s input (of shape `input`) from its
+    /// output's gradient.
+    fn cnnzoo_zero_pad_shortcut_backward(
+        grad: FloatTensor<Self>,
+        input: [usize; 4],
+        stride: usize,
+    ) -> FloatTensor<Self> {
+        burn_zero_pad_shortcut_backward::<Self>(grad, input, stride)
     }
 
     /// Max pooling of `x` `[N, C, H, W]` without dilation, `padding` on both sides of each
@@ -322,6 +344,54 @@ type SeGradTensors<B> = (
 /// [`ConvKernels::cnnzoo_add_relu`] from Burn's operations.
 fn burn_add_relu<B: Backend>(a: FloatTensor<B>, b: FloatTensor<B>) -> FloatTensor<B> {
     B::relu(B::float_add(a, b))
+}
+
+/// Every `stride`-th index of a dimension, from the first.
+fn every(stride: usize) -> Slice {
+    Slice::new(0, None, stride as isize)
+}
+
+/// [`ConvKernels::cnnzoo_zero_pad_shortcut`] from Burn's operations.
+fn burn_zero_pad_shortcut<B: Backend>(
+    x: FloatTensor<B>,
+    stride: usize,
+    extra: usize,
+) -> FloatTensor<B> {
+    let x = if stride > 1 {
+        B::float_slice(
+            x,
+            &[Slice::full(), Slice::full(), every(stride), every(stride)],
+        )
+    } else {
+        x
+    };
+    if extra == 0 {
+        return x;
+    }
+    let d = x.shape();
+    let shape = burn::tensor::Shape::new([d[0], extra, d[2], d[3]]);
+    let zeros = B::float_zeros(shape, &x.device(), x.dtype().into());
+    B::float_cat(vec![x, zeros], 1)
+}
+
+/// [`ConvKernels::cnnzoo_zero_pad_shortcut_backward`] from Burn's operations.
+fn burn_zero_pad_shortcut_backward<B: Backend>(
+    grad: FloatTensor<B>,
+    input: [usize; 4],
+    stride: usize,
+) -> FloatTensor<B> {
+    let channels = Slice::new(0, Some(input[1] as isize), 1);
+    let grad = B::float_slice(
+        grad,
+        &[Slice::full(), channels, Slice::full(), Slice::full()],
+    );
+    if stride == 1 {
+        return grad;
+    }
+    let (device, dtype) = (grad.device(), grad.dtype());
+    let zeros = B::float_zeros(burn::tensor::Shape::new(input), &device, dtype.into());
+    let at = [Slice::full(), Slice::full(), every(stride), every(stride)];
+    B::float_slice_assign(zeros, &at, grad)
 }
 
 /// [`ConvKernels::cnnzoo_relu_backward`] from Burn's operations.
@@ -665,6 +735,34 @@ impl ConvKernels for Flex {
         like(residual::add_relu(&f32s(&a), &f32s(&b)), &a)
     }
 
+    fn cnnzoo_zero_pad_shortcut(x: FlexTensor, stride: usize, extra: usize) -> FlexTensor {
+        let Some((shape, output)) = zero_pad_shape(&x, stride, extra) else {
+            return burn_zero_pad_shortcut::<Flex>(x, stride, extra);
+        };
+        flex_tensor(shortcut::zero_pad_forward(shape, &f32s(&x)), output)
+    }
+
+    fn cnnzoo_zero_pad_shortcut_backward(
+        grad: FlexTensor,
+        input: [usize; 4],
+        stride: usize,
+    ) -> FlexTensor {
+        // The gradient must be the shape the forward pass gave; anything else is Burn's.
+        let shape = zero_pad_shape(&grad, 1, 0).and_then(|(_, [n, c, h, w])| {
+            let extra = c.checked_sub(input[1])?;
+            let shape = ZeroPadShape {
+                input,
+                stride,
+                extra,
+            };
+            (shape.output() == Some([n, c, h, w])).then_some(shape)
+        });
+        let Some(shape) = shape else {
+            return burn_zero_pad_shortcut_backward::<Flex>(grad, input, stride);
+        };
+        flex_tensor(shortcut::zero_pad_backward(shape, &f32s(&grad)), input)
+    }
+
     fn cnnzoo_max_pool2d(
         x: FlexTensor,
         kernel: [usize; 2],
@@ -844,6 +942,24 @@ fn se_shape(
 
 /// Whether `bias` is an `f32` vector with one value per output channel of `weight` (checked to
 /// be of rank 4 by [`fast_path`] first).
+/// The option-A shortcut of an `f32` `[N, C, H, W]` tensor `x` with a positive stride, and
+/// its output shape; `None` for anything else (Burn's operations handle it).
+fn zero_pad_shape(
+    x: &FlexTensor,
+    stride: usize,
+    extra: usize,
+) -> Option<(ZeroPadShape, [usize; 4])> {
+    if x.dtype() != DType::F32 || x.shape().num_dims() != 4 {
+        return None;
+    }
+    let shape = ZeroPadShape {
+        input: x.shape().dims::<4>(),
+        stride,
+        extra,
+    };
+    Some((shape, shape.output()?))
+}
+
 fn bias_fits(bias: &FlexTensor, weight: &FlexTensor) -> bool {
     bias.dtype() == DType::F32 && shaped(bias, &[weight.shape()[0]])
 }
@@ -1039,6 +1155,30 @@ impl<B: Backend + ConvKernels, C: CheckpointStrategy> ConvKernels for Autodiff<B
         }
     }
 
+    fn cnnzoo_zero_pad_shortcut(
+        x: FloatTensor<Self>,
+        stride: usize,
+        extra: usize,
+    ) -> FloatTensor<Self> {
+        let d = x.shape();
+        let input = [d[0], d[1], d[2], d[3]];
+        match ZeroPadShortcutBackward
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish(
+                (input, stride),
+                B::cnnzoo_zero_pad_shortcut(x.into_primitive(), stride, extra),
+            ),
+            OpsKind::UnTracked(prep) => prep.finish(B::cnnzoo_zero_pad_shortcut(
+                x.into_primitive(),
+                stride,
+                extra,
+            )),
+        }
+    }
+
     fn cnnzoo_scale_add_relu(
         a: FloatTensor<Self>,
         gates: FloatTensor<Self>,
@@ -1177,6 +1317,30 @@ impl<B: Backend + ConvKernels> Backward<B, 2> for AddReluBackward {
         }
         if let Some(node) = node_b {
             grads.register::<B>(node.id, masked);
+        }
+    }
+}
+
+/// The backward step of [`ConvKernels::cnnzoo_zero_pad_shortcut`] under autodiff; its state
+/// is the input's shape and the stride.
+#[derive(Debug)]
+struct ZeroPadShortcutBackward;
+
+impl<B: Backend + ConvKernels> Backward<B, 1> for ZeroPadShortcutBackward {
+    type State = ([usize; 4], usize);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 1>,
+        grads: &mut Gradients,
+        _checkpointer: &mut Checkpointer,
+    ) {
+        let [node] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        if let Some(node) = node {
+            let (input, stride) = ops.state;
+            let dx = B::cnnzoo_zero_pad_shortcut_backward(grad, input, stride);
+            grads.register::<B>(node.id, dx);
         }
     }
 }
@@ -1418,6 +1582,32 @@ pub fn add_relu(a: Tensor<4>, b: Tensor<4>) -> Tensor<4> {
     ))
 }
 
+/// Option A's shortcut (the CIFAR ResNets'): `x` `[N, C, H, W]` subsampled by `stride` (every
+/// `stride`-th row and column from the first), then `extra` zero channels appended. On the CPU
+/// (Flex) one pass each way with its own backward; Burn's `slice` and `cat` elsewhere, or for
+/// a zero stride or an empty tensor (Burn reports what is wrong).
+pub fn zero_pad_shortcut(x: Tensor<4>, stride: usize, extra: usize) -> Tensor<4> {
+    if !uses_kernels(&x.device()) || stride == 0 || x.dims().contains(&0) {
+        let x = if stride != 1 {
+            let s = stride as isize;
+            x.slice(burn::tensor::s![.., .., ..;s, ..;s])
+        } else {
+            x
+        };
+        if extra == 0 {
+            return x;
+        }
+        let [n, _, h, w] = x.dims();
+        let zeros = Tensor::<4>::zeros([n, extra, h, w], &x.device());
+        return Tensor::cat(vec![x, zeros], 1);
+    }
+    Tensor::from_dispatch(<Dispatch as ConvKernels>::cnnzoo_zero_pad_shortcut(
+        x.into_dispatch(),
+        stride,
+        extra,
+    ))
+}
+
 /// `relu(a * gates + b)` with `gates` `[N, C, 1, 1]`: the end of a residual block with a
 /// standard SE unit (the channel-wise axpy, then the ReLU), in one pass on the CPU (Flex) with
 /// its own backward; Burn's operations elsewhere or for other shapes.
@@ -1604,6 +1794,37 @@ mod tests {
         close("dL/dw2", &k.3, &d.3);
         close("dL/db2", &k.4, &d.4);
         close("dL/dshortcut", &k.5, &d.5);
+    }
+
+    /// The zero-pad shortcut's defaults (Burn's operations, what a GPU backend runs) against
+    /// the Flex kernels, forward and backward, on odd sizes and strides 1 to 3; a gradient of
+    /// another shape goes to the defaults (which report it) instead of being misread.
+    #[test]
+    fn zero_pad_shortcut_defaults_match_the_kernels() {
+        for (input, stride, extra) in [
+            ([2, 3, 5, 7], 2, 3),
+            ([1, 2, 7, 4], 3, 0),
+            ([2, 2, 3, 3], 1, 1),
+        ] {
+            let x = tensor(&input, 21, 0.0);
+            let ours = Flex::cnnzoo_zero_pad_shortcut(x.clone(), stride, extra);
+            let burn = burn_zero_pad_shortcut::<Flex>(x, stride, extra);
+            close("output", &ours, &burn);
+            let grad = tensor(&ours.shape().dims::<4>(), 22, 0.0);
+            let ours = Flex::cnnzoo_zero_pad_shortcut_backward(grad.clone(), input, stride);
+            let burn = burn_zero_pad_shortcut_backward::<Flex>(grad, input, stride);
+            close("input gradient", &ours, &burn);
+            assert_eq!(ours.shape().dims::<4>(), input);
+        }
+        // Narrower than the input: not this shortcut's gradient.
+        let narrow = tensor(&[2, 2, 3, 4], 23, 0.0);
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            Flex::cnnzoo_zero_pad_shortcut_backward(narrow, [2, 3, 5, 7], 2)
+        }));
+        assert!(
+            caught.is_err(),
+            "a gradient narrower than the input was accepted"
+        );
     }
 
     /// FC weights given as `[R, C]` / `[C, R]` matrices instead of 1x1 kernels: the Flex

@@ -248,34 +248,36 @@ impl Wide {
     fn split_planes(&self, src: &[f32], dst: &mut [f32]) {
         let [sy, sx] = self.stride;
         let phase = self.hq * self.wp;
+        // Per column phase px: its columns c0..c1 fall inside the input (ix = sx * c + px -
+        // left < w), c0 at input column `first`. Worked out once per call: per row, these
+        // divisions cost more than the copy.
+        let cols: [(usize, usize, usize); MAX_STRIDE] = std::array::from_fn(|px| {
+            let c0 = self.left.saturating_sub(px).div_ceil(sx).min(self.wp);
+            let c1 = (self.w + self.left)
+                .saturating_sub(px)
+                .div_ceil(sx)
+                .clamp(c0, self.wp);
+            (c0, c1, (sx * c0 + px).saturating_sub(self.left))
+        });
         for (s, d) in src
             .chunks_exact(self.h * self.w)
             .zip(dst.chunks_exact_mut(self.plane))
         {
             for (p, dp) in d[..sy * sx * phase].chunks_exact_mut(phase).enumerate() {
-                let (py, px) = (p / sx, p % sx);
+                let (py, (c0, c1, first)) = (p / sx, cols[p % sx]);
                 for (r, row) in dp.chunks_exact_mut(self.wp).enumerate() {
                     // Padded row sy * r + py is input row sy * r + py - top, if any.
-                    let iy = (sy * r + py)
-                        .checked_sub(self.top)
-                        .filter(|&iy| iy < self.h);
-                    let Some(iy) = iy else {
+                    let iy = (sy * r + py).wrapping_sub(self.top);
+                    if iy >= self.h {
                         row.fill(0.0);
                         continue;
-                    };
-                    // Columns c0..c1 fall inside the input: ix = sx * c + px - left < w.
-                    let c0 = self.left.saturating_sub(px).div_ceil(sx).min(self.wp);
-                    let c1 = (self.w + self.left)
-                        .saturating_sub(px)
-                        .div_ceil(sx)
-                        .clamp(c0, self.wp);
+                    }
                     let srow = &s[iy * self.w..][..self.w];
                     row[..c0].fill(0.0);
                     row[c1..].fill(0.0);
                     if c0 < c1 {
-                        let first = sx * c0 + px - self.left;
-                        let xs = srow[first..].iter().step_by(sx);
-                        for (v, x) in row[c0..c1].iter_mut().zip(xs) {
+                        let from = &srow[first..][..sx * (c1 - c0 - 1) + 1];
+                        for (v, x) in row[c0..c1].iter_mut().zip(from.iter().step_by(sx)) {
                             *v = *x;
                         }
                     }

@@ -6,7 +6,7 @@
 //! their im2col matrix, the forward pass of the others without groups that no other kernel
 //! takes),
 //! [`batch_norm`](mod@batch_norm) (BatchNorm in one or two passes), [`residual`] (the fused
-//! block ends), [`squeeze_excite`] (an SE unit fused with its block end), [`pool`] (max
+//! block ends), [`shortcut`] (option A's zero-pad shortcut, one pass each way), [`squeeze_excite`] (an SE unit fused with its block end), [`pool`] (max
 //! pooling) and [`weight_cache`] (inference's Winograd-transformed weights, kept between
 //! calls); [`backend`] makes them a Burn backend extension with its own autodiff backward,
 //! and [`conv2d`], [`batch_norm_train`], [`batch_norm()`] and [`max_pool2d`] are among the
@@ -20,6 +20,7 @@ pub mod direct;
 pub mod pointwise;
 pub mod pool;
 pub mod residual;
+pub mod shortcut;
 mod simd;
 pub mod squeeze_excite;
 pub mod weight_cache;
@@ -27,6 +28,6 @@ pub mod winograd;
 
 pub use backend::{
     ConvKernels, add_relu, batch_norm, batch_norm_train, conv2d, conv2d_add_relu, conv2d_relu,
-    max_pool2d, scale_add_relu, se_scale_add_relu, uses_kernels,
+    max_pool2d, scale_add_relu, se_scale_add_relu, uses_kernels, zero_pad_shortcut,
 };
 pub use conv::ConvGeometry;

@@ -26,7 +26,7 @@ use rayon::prelude::*;
 
 use crate::buffer::{self, Shared};
 use crate::conv::{ConvGeometry, Epilogue};
-use crate::simd::copy_row;
+use crate::simd::{copy_row, prefetch};
 
 /// Output channels per product tile.
 const R: usize = crate::direct::PRODUCT_ROWS;
@@ -240,20 +240,6 @@ fn pack_columns(x: &[f32], src: &Source, cols: std::ops::Range<usize>, xs: &mut 
 
 /// Channels ahead of the copy whose input [`pack_columns`] asks the cache for.
 const AHEAD: usize = 4;
-
-/// Asks for the cache lines of `len` values from `at` on (which need not be in any buffer: a
-/// prefetch never faults).
-#[inline]
-fn prefetch(at: *const f32, len: usize) {
-    #[cfg(target_arch = "x86_64")]
-    for k in (0..len).step_by(16) {
-        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        // SAFETY: a prefetch reads nothing and never faults, whatever the address.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(k).cast::<i8>()) };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (at, len);
-}
 
 /// The 1x1 convolution of `x` (read as `src` says) with weights `wt` into `[N, O, P]`.
 fn convolve(

@@ -183,3 +183,17 @@ unsafe fn copy4_avx2(d: *mut f32, s: *const f32, n: usize) {
         unsafe { _mm256_maskstore_ps(d.add(i), mask, _mm256_maskload_ps(s.add(i), mask)) };
     }
 }
+
+/// Asks for the cache lines of `len` values from `at` on (which need not be in any buffer: a
+/// prefetch never faults).
+#[inline]
+pub(crate) fn prefetch(at: *const f32, len: usize) {
+    #[cfg(target_arch = "x86_64")]
+    for k in (0..len).step_by(16) {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        // SAFETY: a prefetch reads nothing and never faults, whatever the address.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(k).cast::<i8>()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (at, len);
+}

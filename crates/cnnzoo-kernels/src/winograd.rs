@@ -9,7 +9,8 @@
 //! AVX vector: the tiles of a row are split out of the input row by in-register shuffles
 //! (tile `t`'s columns are `4t..4t + 6`), transformed, and the results interleaved back into
 //! output rows the same way, where the convolution's epilogue (bias, residual, ReLU) is
-//! applied. `V` is laid out `[ξ][C][tiles]`, so the products run on the direct kernels'
+//! applied. On maps with 2 or 4 tiles per row (8x8, 16x16) several tile rows share a vector
+//! ([`rows_per_vector`]) instead of each filling a quarter or a half of one. `V` is laid out `[ξ][C][tiles]`, so the products run on the direct kernels'
 //! register tile (4 output channels x 24 tiles, `direct::product_tile`) with no
 //! packing. A block of tiles (a few hundred KiB of `V`) is transformed, multiplied and written
 //! out by one worker before the next, so its transformed patches stay in cache.
@@ -33,12 +34,13 @@ use rayon::prelude::*;
 use std::arch::x86_64::{
     __m256, _mm256_add_ps, _mm256_blend_ps, _mm256_fmadd_ps, _mm256_fnmadd_ps, _mm256_loadu_ps,
     _mm256_permute2f128_ps, _mm256_permutevar8x32_ps, _mm256_set1_ps, _mm256_setr_epi32,
-    _mm256_shuffle_ps, _mm256_storeu_ps, _mm256_sub_ps, _mm256_unpackhi_ps, _mm256_unpacklo_ps,
+    _mm256_setr_ps, _mm256_shuffle_ps, _mm256_storeu_ps, _mm256_sub_ps, _mm256_unpackhi_ps,
+    _mm256_unpacklo_ps,
 };
 
 use crate::buffer::{self, Shared};
 use crate::conv::{ConvGeometry, Epilogue};
-use crate::simd::copy_row;
+use crate::simd::{copy_row, prefetch};
 
 /// Output tile side.
 const M: usize = 4;
@@ -46,6 +48,15 @@ const M: usize = 4;
 const T: usize = 6;
 /// Positions of a transformed patch.
 const XI: usize = T * T;
+/// Tiles per vector in the row transforms.
+const LANES: usize = 8;
+/// Channels ahead of the input transform whose planes it asks the cache for: each image's
+/// plane of a channel is a short run (1 KiB on a 16x16 map), too short for the hardware
+/// prefetcher to pick up before it ends.
+const AHEAD: usize = 2;
+/// Length of each padded row in `Scratch::rows`: room for the interior of a row of up to 4
+/// tiles (at most 18 columns with padding) and for whole-vector reads.
+const ROW_STRIDE: usize = 24;
 /// Fewest output tiles in a batch for [`applies`]. Measured in alternating pairs of runs
 /// (`examples/winograd_bound.rs`, results/winograd_bound.md): ResNet-50's 128-channel 3x3 at
 /// batch 1 (49 tiles) is faster through Winograd in most pairs, its 256-channel one at batch 3
@@ -379,6 +390,9 @@ struct Scratch {
     zeros: Vec<f32>,
     /// One output row of the block's tiles before the epilogue.
     yrow: Vec<f32>,
+    /// Padded input rows of the tile rows that share a vector ([`rows_per_vector`]), each
+    /// `ROW_STRIDE` long; their padding stays zero, as in `row`.
+    rows: Vec<f32>,
     /// Patches of one channel transformed along their rows, `[6][6][tiles]`.
     half: Vec<f32>,
     /// Transformed input of the block, `[36][C][tiles]`.
@@ -393,11 +407,12 @@ impl Scratch {
     /// Grows the buffers, in field order, to at least the lengths `need` (growth adds zeros;
     /// what earlier calls left is finite and lands only in columns whose results are dropped),
     /// and zeroes the padded row, whose padding must be zero for this call's geometry.
-    fn fit(&mut self, need: &[usize; 7]) {
+    fn fit(&mut self, need: &[usize; 8]) {
         let bufs = [
             &mut self.row,
             &mut self.zeros,
             &mut self.yrow,
+            &mut self.rows,
             &mut self.half,
             &mut self.v,
             &mut self.m,
@@ -409,6 +424,7 @@ impl Scratch {
             }
         }
         self.row.fill(0.0);
+        self.rows.fill(0.0);
     }
 }
 
@@ -420,6 +436,7 @@ thread_local! {
             row: Vec::new(),
             zeros: Vec::new(),
             yrow: Vec::new(),
+            rows: Vec::new(),
             half: Vec::new(),
             v: Vec::new(),
             m: Vec::new(),
@@ -502,45 +519,177 @@ fn run_block(_: &Plan, _: &[f32], _: &[f32], _: &Block, _: &mut Scratch, _: &Epi
 #[inline(never)]
 fn transform_input(p: &Plan, x: &[f32], b: &Block, s: &mut Scratch) {
     let (np, ps) = (b.np, b.ps);
+    let shared = rows_per_vector(p, b);
+    let plane = p.h * p.w;
+    let images = b.tiles.start / (p.th * p.tw)..(b.tiles.end - 1) / (p.th * p.tw) + 1;
     for c in 0..p.cin {
-        for (img, ty, a, e, local) in runs(p, b) {
-            let plane = &x[(img * p.cin + c) * p.h * p.w..][..p.h * p.w];
-            for i in 0..T {
-                let y = (M * ty + i) as isize - p.top as isize;
-                let row = if (0..p.h as isize).contains(&y) {
-                    let src = &plane[y as usize * p.w..][..p.w];
-                    copy_row(&mut s.row[p.left..p.left + p.w], src);
-                    &s.row
-                } else {
-                    &s.zeros
-                };
-                // Eight tiles at a time: their columns j = 0..4, then 4..6 (the next
-                // tile's first two), transformed along the row (d B) in registers.
-                for g in 0..(e - a).div_ceil(8) {
-                    let (at, col) = (local + 8 * g, M * a + 32 * g);
-                    let [q0, q1, q2, q3] = deinterleave4(&row[col..][..32]);
-                    // Columns 4 and 5 are the next tile's 0 and 1: lanes moved down by one,
-                    // the ninth tile's value in the last.
-                    let next = _mm256_setr_epi32(1, 2, 3, 4, 5, 6, 7, 0);
-                    let q4 = _mm256_blend_ps::<0x80>(
-                        _mm256_permutevar8x32_ps(q0, next),
-                        _mm256_set1_ps(row[col + 32]),
-                    );
-                    let q5 = _mm256_blend_ps::<0x80>(
-                        _mm256_permutevar8x32_ps(q1, next),
-                        _mm256_set1_ps(row[col + 33]),
-                    );
-                    let d = input_column([q0, q1, q2, q3, q4, q5]);
-                    for (j, v) in d.into_iter().enumerate() {
-                        store8(&mut s.half[(i * T + j) * ps + at..], v);
-                    }
-                }
+        if c + AHEAD < p.cin {
+            for img in images.clone() {
+                prefetch(
+                    x.as_ptr().wrapping_add((img * p.cin + c + AHEAD) * plane),
+                    plane,
+                );
             }
+        }
+        match shared {
+            Some(k) => shared_rows_input(p, x, b, s, c, k),
+            None => own_rows_input(p, x, b, s, c),
         }
         // Then along the columns (Bᵀ (d B)) into V[ξ][c].
         for j in 0..T {
             let dst = ((j * p.cin + c) * np, T * p.cin * np);
             input_columns(&s.half, (j * ps, T * ps), &mut s.v, dst, np);
+        }
+    }
+}
+
+/// [`transform_input`]'s row transform (`d B`) of channel `c`, each tile row on vectors of
+/// its own: eight tiles of the row at a time, split out of one padded copy of each patch row.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn own_rows_input(p: &Plan, x: &[f32], b: &Block, s: &mut Scratch, c: usize) {
+    let ps = b.ps;
+    for (img, ty, a, e, local) in runs(p, b) {
+        let plane = &x[(img * p.cin + c) * p.h * p.w..][..p.h * p.w];
+        for i in 0..T {
+            let y = (M * ty + i) as isize - p.top as isize;
+            let row = if (0..p.h as isize).contains(&y) {
+                let src = &plane[y as usize * p.w..][..p.w];
+                copy_row(&mut s.row[p.left..p.left + p.w], src);
+                &s.row
+            } else {
+                &s.zeros
+            };
+            // Eight tiles at a time: their columns j = 0..4, then 4..6 (the next
+            // tile's first two), transformed along the row (d B) in registers.
+            for g in 0..(e - a).div_ceil(8) {
+                let (at, col) = (local + 8 * g, M * a + 32 * g);
+                let [q0, q1, q2, q3] = deinterleave4(&row[col..][..32]);
+                // Columns 4 and 5 are the next tile's 0 and 1: lanes moved down by one,
+                // the ninth tile's value in the last.
+                let next = _mm256_setr_epi32(1, 2, 3, 4, 5, 6, 7, 0);
+                let q4 = _mm256_blend_ps::<0x80>(
+                    _mm256_permutevar8x32_ps(q0, next),
+                    _mm256_set1_ps(row[col + 32]),
+                );
+                let q5 = _mm256_blend_ps::<0x80>(
+                    _mm256_permutevar8x32_ps(q1, next),
+                    _mm256_set1_ps(row[col + 33]),
+                );
+                let d = input_column([q0, q1, q2, q3, q4, q5]);
+                for (j, v) in d.into_iter().enumerate() {
+                    store8(&mut s.half[(i * T + j) * ps + at..], v);
+                }
+            }
+        }
+    }
+}
+
+/// How many tile rows share a vector of eight tiles in the row transforms: 2 when an image's
+/// rows have 4 tiles (13- to 16-wide output maps), 4 when they have 2 (5- to 8-wide), if the
+/// block holds whole tile rows (blocks are cut at multiples of 24 tiles, so they do); `None`
+/// otherwise, and a tile row then fills its own vectors. One row at a time filled a half
+/// (a quarter) of each vector, and the row transforms cost more than the column transforms
+/// and the products together on ResNet-20's 16x16 and 8x8 stages.
+fn rows_per_vector(p: &Plan, b: &Block) -> Option<usize> {
+    let whole = b.tiles.start.is_multiple_of(p.tw) && b.tiles.len().is_multiple_of(p.tw);
+    (matches!(p.tw, 2 | 4) && whole).then_some(LANES / p.tw)
+}
+
+/// [`transform_input`]'s row transform (`d B`) of channel `c` when `k` tile rows share each
+/// vector ([`rows_per_vector`]): each of their six patch rows is copied into its own padded
+/// row of `s.rows`, and the eight tiles' columns are split out of the `k` rows at once.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn shared_rows_input(p: &Plan, x: &[f32], b: &Block, s: &mut Scratch, c: usize, k: usize) {
+    let (ps, tile_rows, first) = (b.ps, b.tiles.len() / p.tw, b.tiles.start / p.tw);
+    // Column 4 of a tile row's last tile: the first past the row's tiles.
+    let span = M * p.tw;
+    let next = _mm256_setr_epi32(1, 2, 3, 4, 5, 6, 7, 0);
+    for group in 0..tile_rows.div_ceil(k) {
+        for i in 0..T {
+            for r in 0..k {
+                let row = &mut s.rows[r * ROW_STRIDE..][..ROW_STRIDE];
+                let gr = first + group * k + r;
+                let y = (M * (gr % p.th) + i) as isize - p.top as isize;
+                if group * k + r < tile_rows && (0..p.h as isize).contains(&y) {
+                    let plane = &x[((gr / p.th) * p.cin + c) * p.h * p.w..][..p.h * p.w];
+                    copy_row(
+                        &mut row[p.left..p.left + p.w],
+                        &plane[y as usize * p.w..][..p.w],
+                    );
+                } else {
+                    // Above or below the map, or past the block: its products are dropped.
+                    row.fill(0.0);
+                }
+            }
+            let rows = &s.rows;
+            let at = |r: usize, col: usize| load8(&rows[r * ROW_STRIDE + col..]);
+            let end = |r: usize, col: usize| rows[r * ROW_STRIDE + span + col];
+            // Lane order: the k rows' tiles one row after the other, as the block numbers them.
+            let [q0, q1, q2, q3] = if k == 2 {
+                deinterleave(at(0, 0), at(0, 8), at(1, 0), at(1, 8))
+            } else {
+                deinterleave(at(0, 0), at(1, 0), at(2, 0), at(3, 0))
+            };
+            // Columns 4 and 5 are the next tile's 0 and 1, except for the last tile of each
+            // row, which takes them from its own row.
+            let (q4, q5) = if k == 2 {
+                let e = |col| _mm256_setr_ps(0., 0., 0., end(0, col), 0., 0., 0., end(1, col));
+                (
+                    _mm256_blend_ps::<0x88>(_mm256_permutevar8x32_ps(q0, next), e(0)),
+                    _mm256_blend_ps::<0x88>(_mm256_permutevar8x32_ps(q1, next), e(1)),
+                )
+            } else {
+                let e = |col| {
+                    let [a, b, c, d] = [0, 1, 2, 3].map(|r| end(r, col));
+                    _mm256_setr_ps(0., a, 0., b, 0., c, 0., d)
+                };
+                (
+                    _mm256_blend_ps::<0xAA>(_mm256_permutevar8x32_ps(q0, next), e(0)),
+                    _mm256_blend_ps::<0xAA>(_mm256_permutevar8x32_ps(q1, next), e(1)),
+                )
+            };
+            let d = input_column([q0, q1, q2, q3, q4, q5]);
+            for (j, v) in d.into_iter().enumerate() {
+                store8(&mut s.half[(i * T + j) * ps + group * LANES..], v);
+            }
+        }
+    }
+}
+
+/// [`transform_output`]'s row transform (`(Aᵀ M) A`) of output channel `k` when `rows` tile
+/// rows share each vector ([`rows_per_vector`]), each tile row's outputs written through the
+/// epilogue.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn shared_rows_output(
+    p: &Plan,
+    b: &Block,
+    s: &mut Scratch,
+    (epilogue, out): (&Epilogue, Shared),
+    k: usize,
+    rows: usize,
+) {
+    let (ps, tile_rows, first) = (b.ps, b.tiles.len() / p.tw, b.tiles.start / p.tw);
+    let width = (M * p.tw).min(p.ow);
+    for group in 0..tile_rows.div_ceil(rows) {
+        for i in 0..M {
+            // `f`'s rows are `ps` >= n + 8 long, so 8 values from a group's first tile fit.
+            let y = output_column(load6(&s.f, i * T * ps + group * LANES, ps));
+            interleave4(y, &mut s.yrow[..4 * LANES]);
+            for r in 0..rows.min(tile_rows - group * rows) {
+                let gr = first + group * rows + r;
+                let oy = M * (gr % p.th) + i;
+                if oy >= p.oh {
+                    continue;
+                }
+                let at = ((gr / p.th) * p.cout + k) * p.oh * p.ow + oy * p.ow;
+                // SAFETY: row `oy` of channel `k` of image `gr / th` is inside the output
+                // (`width` <= ow), and only this block writes it.
+                let dst = unsafe { out.slice(at, width) };
+                epilogue.write(dst, &s.yrow[r * M * p.tw..][..width], k, at);
+            }
         }
     }
 }
@@ -553,6 +702,15 @@ fn deinterleave4(s: &[f32]) -> [__m256; 4] {
     assert!(s.len() >= 32);
     // SAFETY: s holds 32 values.
     let a: [__m256; 4] = std::array::from_fn(|k| unsafe { _mm256_loadu_ps(s.as_ptr().add(8 * k)) });
+    deinterleave(a[0], a[1], a[2], a[3])
+}
+
+/// Eight runs of four values, two per vector (`a0` holds runs 0 and 1, `a3` runs 6 and 7), as
+/// four vectors: vector `q` holds element `q` of each run.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn deinterleave(a0: __m256, a1: __m256, a2: __m256, a3: __m256) -> [__m256; 4] {
+    let a = [a0, a1, a2, a3];
     // Runs 0|4, 1|5, 2|6, 3|7 in the two halves, then a 4x4 transpose within each half.
     let b0 = _mm256_permute2f128_ps::<0x20>(a[0], a[2]);
     let b1 = _mm256_permute2f128_ps::<0x31>(a[0], a[2]);
@@ -625,12 +783,17 @@ fn multiply(p: &Plan, u: &[f32], b: &Block, s: &mut Scratch) {
 fn transform_output(p: &Plan, b: &Block, s: &mut Scratch, epilogue: &Epilogue, out: Shared) {
     let (np, ps, kc) = (b.np, b.ps, b.kc);
     let out_plane = p.oh * p.ow;
+    let shared = rows_per_vector(p, b);
     for (kk, k) in b.chans.clone().enumerate() {
         // Along the columns (Aᵀ M) into `f` ([4][6][tiles]), then along the rows in
         // registers, eight tiles at a time, interleaved into output rows.
         for j in 0..T {
             let src = ((j * kc + kk) * np, T * kc * np);
             output_columns(&s.m, src, &mut s.f, (j * ps, T * ps), np);
+        }
+        if let Some(rows) = shared {
+            shared_rows_output(p, b, s, (epilogue, out), k, rows);
+            continue;
         }
         for (img, ty, a, e, local) in runs(p, b) {
             // Output columns of the run.
@@ -682,6 +845,7 @@ fn convolve(p: &Plan, x: &[f32], u: &[f32], epilogue: &Epilogue) -> Vec<f32> {
         row_len,
         row_len,
         row_len,
+        LANES / 2 * ROW_STRIDE,
         XI * ps_max,
         XI * p.cin * np_max,
         XI * chunk * np_max,

@@ -33,6 +33,13 @@ const CASES: &[Case] = &[
     ([1, 64, 56, 56], 64, [(1, 1), (1, 1)]),
     // Few tiles over many channels: one block, output channels split between workers.
     ([1, 128, 14, 14], 100, [(1, 1), (1, 1)]),
+    // Rows of 4 and of 2 tiles whose last tile reads the map's last column (ResNet-20's 16x16
+    // and 8x8 stages): 2 and 4 tile rows share a vector, across images, with a last vector
+    // that the block fills only partly; and rows of 2 tiles on 7x7 maps with the tiles'
+    // last output row dropped.
+    ([3, 4, 16, 16], 5, [(1, 1), (1, 1)]),
+    ([7, 3, 8, 8], 6, [(1, 1), (1, 1)]),
+    ([3, 4, 7, 7], 5, [(1, 1), (1, 1)]),
 ];
 
 fn geometry(c: &Case) -> ConvGeometry {

@@ -6,7 +6,7 @@
 
 use burn::config::Config;
 use burn::module::Module;
-use burn::tensor::{Device, Tensor, s};
+use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::conv_bn_act::{Activation, ConvBnAct, ConvBnActConfig, Norm, UnitTap, no_tap};
@@ -441,20 +441,10 @@ enum Observe {
     Gates,
 }
 
-/// Option A: subsample by `stride`, then append `extra` zero channels.
+/// Option A: subsample by `stride`, then append `extra` zero channels
+/// ([`cnnzoo_kernels::zero_pad_shortcut`]: one pass each way on the CPU).
 pub fn zero_pad_shortcut(x: Tensor<4>, stride: usize, extra: usize) -> Tensor<4> {
-    let x = if stride > 1 {
-        let s = stride as isize;
-        x.slice(s![.., .., ..;s, ..;s])
-    } else {
-        x
-    };
-    if extra == 0 {
-        return x;
-    }
-    let [n, _, h, w] = x.dims();
-    let zeros = Tensor::<4>::zeros([n, extra, h, w], &x.device());
-    Tensor::cat(vec![x, zeros], 1)
+    cnnzoo_kernels::zero_pad_shortcut(x, stride, extra)
 }
 
 impl Summarize for ResidualBlock {
