@@ -6,10 +6,11 @@
 //! their im2col matrix, the forward pass of the others without groups that no other kernel
 //! takes),
 //! [`batch_norm`](mod@batch_norm) (BatchNorm in one or two passes), [`residual`] (the fused
-//! block ends), [`shortcut`] (option A's zero-pad shortcut, one pass each way), [`squeeze_excite`] (an SE unit fused with its block end), [`pool`] (max
-//! pooling) and [`weight_cache`] (inference's Winograd-transformed weights, kept between
-//! calls); [`backend`] makes them a Burn backend extension with its own autodiff backward,
-//! and [`conv2d`], [`batch_norm_train`], [`batch_norm()`] and [`max_pool2d`] are among the
+//! block ends), [`shortcut`] (option A's zero-pad shortcut, one pass each way),
+//! [`squeeze_excite`] (an SE unit fused with its block end), [`pool`] (max pooling) and
+//! [`weight_cache`] (inference's Winograd-transformed weights, kept between calls);
+//! [`backend`] makes them a Burn backend extension with its own autodiff backward, and
+//! [`conv2d`], [`batch_norm_train`], [`batch_norm()`] and [`max_pool2d`] are among the
 //! calls the networks make.
 
 pub mod backend;
