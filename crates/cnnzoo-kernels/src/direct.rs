@@ -29,7 +29,7 @@ use rayon::prelude::*;
 
 use crate::buffer;
 use crate::conv::{self, ConvGeometry, Epilogue};
-use crate::simd::copy_row;
+use crate::simd::{copy_row, copy_strided};
 
 /// f32 lanes of one AVX register.
 const LANES: usize = 8;
@@ -276,10 +276,7 @@ impl Wide {
                     row[..c0].fill(0.0);
                     row[c1..].fill(0.0);
                     if c0 < c1 {
-                        let from = &srow[first..][..sx * (c1 - c0 - 1) + 1];
-                        for (v, x) in row[c0..c1].iter_mut().zip(from.iter().step_by(sx)) {
-                            *v = *x;
-                        }
+                        copy_strided(&mut row[c0..c1], &srow[first..], sx);
                     }
                 }
             }

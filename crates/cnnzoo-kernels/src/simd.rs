@@ -184,6 +184,28 @@ unsafe fn copy4_avx2(d: *mut f32, s: *const f32, n: usize) {
     }
 }
 
+multiversion! {
+    /// `dst[i] = src[i * step]` for every `i` of `dst`; `src` must hold at least
+    /// `step * (dst.len() - 1) + 1` values. The strided convolutions' phase split: at step 2
+    /// the loop over pairs compiles to shuffles, eight values at a time.
+    fn copy_strided<>(dst: &mut [f32], src: &[f32], step: usize) {
+        let Some(last) = dst.len().checked_sub(1) else {
+            return;
+        };
+        let src = &src[..step * last + 1];
+        if step == 2 {
+            for (d, pair) in dst.iter_mut().zip(src.chunks_exact(2)) {
+                *d = pair[0];
+            }
+            dst[last] = src[2 * last];
+        } else {
+            for (d, run) in dst.iter_mut().zip(src.chunks(step.max(1))) {
+                *d = run[0];
+            }
+        }
+    }
+}
+
 /// Asks for the cache lines of `len` values from `at` on (which need not be in any buffer: a
 /// prefetch never faults).
 #[inline]
@@ -196,4 +218,25 @@ pub(crate) fn prefetch(at: *const f32, len: usize) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (at, len);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every step the phase split takes, on lengths around the vector width, with the source
+    /// cut to exactly the values read.
+    #[test]
+    fn copy_strided_takes_every_step_th_value() {
+        for step in 1..=4 {
+            for n in [0usize, 1, 2, 7, 8, 9, 16, 17, 33] {
+                let src: Vec<f32> = (0..(step * n.max(1))).map(|i| i as f32).collect();
+                let src = &src[..(step * n.max(1)).min(step * n.saturating_sub(1) + 1)];
+                let mut dst = vec![-1.0; n];
+                copy_strided(&mut dst, src, step);
+                let want: Vec<f32> = (0..n).map(|i| (i * step) as f32).collect();
+                assert_eq!(dst, want, "step {step}, {n} values");
+            }
+        }
+    }
 }
