@@ -673,11 +673,18 @@ fn shared_rows_output(
 ) {
     let (ps, tile_rows, first) = (b.ps, b.tiles.len() / p.tw, b.tiles.start / p.tw);
     let width = (M * p.tw).min(p.ow);
+    // Rows of whole tiles without an epilogue (training's convolutions, input gradients) go
+    // from registers to the output: one or two vectors per row, no staging row and no call.
+    let from_registers = epilogue.is_identity() && width == M * p.tw;
+    let per_row = M * p.tw / LANES;
     for group in 0..tile_rows.div_ceil(rows) {
         for i in 0..M {
             // `f`'s rows are `ps` >= n + 8 long, so 8 values from a group's first tile fit.
             let y = output_column(load6(&s.f, i * T * ps + group * LANES, ps));
-            interleave4(y, &mut s.yrow[..4 * LANES]);
+            let vectors = interleaved(y);
+            if !from_registers {
+                interleave4(y, &mut s.yrow[..4 * LANES]);
+            }
             for r in 0..rows.min(tile_rows - group * rows) {
                 let gr = first + group * rows + r;
                 let oy = M * (gr % p.th) + i;
@@ -688,7 +695,14 @@ fn shared_rows_output(
                 // SAFETY: row `oy` of channel `k` of image `gr / th` is inside the output
                 // (`width` <= ow), and only this block writes it.
                 let dst = unsafe { out.slice(at, width) };
-                epilogue.write(dst, &s.yrow[r * M * p.tw..][..width], k, at);
+                if from_registers {
+                    for (j, v) in vectors[r * per_row..][..per_row].iter().enumerate() {
+                        // SAFETY: `dst` holds `width` = 8 * per_row values.
+                        unsafe { _mm256_storeu_ps(dst.as_mut_ptr().cast::<f32>().add(8 * j), *v) };
+                    }
+                } else {
+                    epilogue.write(dst, &s.yrow[r * M * p.tw..][..width], k, at);
+                }
             }
         }
     }
@@ -725,18 +739,24 @@ fn deinterleave(a0: __m256, a1: __m256, a2: __m256, a3: __m256) -> [__m256; 4] {
 #[target_feature(enable = "avx2,fma")]
 fn interleave4(q: [__m256; 4], d: &mut [f32]) {
     assert!(d.len() >= 32);
+    for (k, v) in interleaved(q).into_iter().enumerate() {
+        // SAFETY: d holds 32 values.
+        unsafe { _mm256_storeu_ps(d.as_mut_ptr().add(8 * k), v) };
+    }
+}
+
+/// [`interleave4`]'s runs as four vectors (runs 0 and 1 in the first, 6 and 7 in the last).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn interleaved(q: [__m256; 4]) -> [__m256; 4] {
     let [r0, r1, r2, r3] = transpose4(q[0], q[1], q[2], q[3]);
     // r0 holds runs 0|4, r1 runs 1|5, r2 runs 2|6, r3 runs 3|7.
-    let runs = [
+    [
         _mm256_permute2f128_ps::<0x20>(r0, r1),
         _mm256_permute2f128_ps::<0x20>(r2, r3),
         _mm256_permute2f128_ps::<0x31>(r0, r1),
         _mm256_permute2f128_ps::<0x31>(r2, r3),
-    ];
-    for (k, v) in runs.into_iter().enumerate() {
-        // SAFETY: d holds 32 values.
-        unsafe { _mm256_storeu_ps(d.as_mut_ptr().add(8 * k), v) };
-    }
+    ]
 }
 
 /// A 4x4 transpose within each 128-bit half of four vectors.
