@@ -34,8 +34,8 @@ use rayon::prelude::*;
 use std::arch::x86_64::{
     __m256, _mm256_add_ps, _mm256_blend_ps, _mm256_fmadd_ps, _mm256_fnmadd_ps, _mm256_loadu_ps,
     _mm256_permute2f128_ps, _mm256_permutevar8x32_ps, _mm256_set1_ps, _mm256_setr_epi32,
-    _mm256_setr_ps, _mm256_shuffle_ps, _mm256_storeu_ps, _mm256_sub_ps, _mm256_unpackhi_ps,
-    _mm256_unpacklo_ps,
+    _mm256_setr_ps, _mm256_setzero_ps, _mm256_shuffle_ps, _mm256_storeu_ps, _mm256_sub_ps,
+    _mm256_unpackhi_ps, _mm256_unpacklo_ps,
 };
 
 use crate::buffer::{self, Shared};
@@ -391,7 +391,8 @@ struct Scratch {
     /// One output row of the block's tiles before the epilogue.
     yrow: Vec<f32>,
     /// Padded input rows of the tile rows that share a vector ([`rows_per_vector`]), each
-    /// `ROW_STRIDE` long; their padding stays zero, as in `row`.
+    /// `ROW_STRIDE` long, for padding other than 1 column; their padding stays zero, as in
+    /// `row`.
     rows: Vec<f32>,
     /// Patches of one channel transformed along their rows, `[6][6][tiles]`.
     half: Vec<f32>,
@@ -606,31 +607,51 @@ fn shared_rows_input(p: &Plan, x: &[f32], b: &Block, s: &mut Scratch, c: usize, 
     // Column 4 of a tile row's last tile: the first past the row's tiles.
     let span = M * p.tw;
     let next = _mm256_setr_epi32(1, 2, 3, 4, 5, 6, 7, 0);
+    // The usual padding of 1 around a map of whole tiles (ResNet-20's 16x16 and 8x8 stages):
+    // the padded row's vectors come from the map's row itself, its first vector moved up one
+    // lane behind a zero, without copying the row.
+    let in_place = p.left == 1 && p.w == span;
+    let (zero, behind) = (
+        _mm256_setzero_ps(),
+        _mm256_setr_epi32(7, 0, 1, 2, 3, 4, 5, 6),
+    );
     for group in 0..tile_rows.div_ceil(k) {
         for i in 0..T {
+            // Per tile row: its padded row's columns 0..8 and 8..16, and columns span and
+            // span + 1; all zero above or below the map, or past the block (those products
+            // are dropped).
+            let mut vectors = [[zero; 2]; LANES / 2];
+            let mut ends = [[0.0f32; 2]; LANES / 2];
             for r in 0..k {
-                let row = &mut s.rows[r * ROW_STRIDE..][..ROW_STRIDE];
                 let gr = first + group * k + r;
                 let y = (M * (gr % p.th) + i) as isize - p.top as isize;
-                if group * k + r < tile_rows && (0..p.h as isize).contains(&y) {
-                    let plane = &x[((gr / p.th) * p.cin + c) * p.h * p.w..][..p.h * p.w];
-                    copy_row(
-                        &mut row[p.left..p.left + p.w],
-                        &plane[y as usize * p.w..][..p.w],
-                    );
+                if group * k + r >= tile_rows || !(0..p.h as isize).contains(&y) {
+                    continue;
+                }
+                let plane = &x[((gr / p.th) * p.cin + c) * p.h * p.w..][..p.h * p.w];
+                let src = &plane[y as usize * p.w..][..p.w];
+                if in_place {
+                    let moved = _mm256_permutevar8x32_ps(load8(src), behind);
+                    vectors[r][0] = _mm256_blend_ps::<1>(moved, zero);
+                    if k == 2 {
+                        vectors[r][1] = load8(&src[7..]);
+                    }
+                    ends[r] = [src[p.w - 1], 0.0];
                 } else {
-                    // Above or below the map, or past the block: its products are dropped.
-                    row.fill(0.0);
+                    let row = &mut s.rows[r * ROW_STRIDE..][..ROW_STRIDE];
+                    copy_row(&mut row[p.left..p.left + p.w], src);
+                    vectors[r] = [load8(row), load8(&row[8..])];
+                    ends[r] = [row[span], row[span + 1]];
                 }
             }
-            let rows = &s.rows;
-            let at = |r: usize, col: usize| load8(&rows[r * ROW_STRIDE + col..]);
-            let end = |r: usize, col: usize| rows[r * ROW_STRIDE + span + col];
+            let end = |r: usize, col: usize| ends[r][col];
             // Lane order: the k rows' tiles one row after the other, as the block numbers them.
             let [q0, q1, q2, q3] = if k == 2 {
-                deinterleave(at(0, 0), at(0, 8), at(1, 0), at(1, 8))
+                let [[a, b], [c, d]] = [vectors[0], vectors[1]];
+                deinterleave(a, b, c, d)
             } else {
-                deinterleave(at(0, 0), at(1, 0), at(2, 0), at(3, 0))
+                let [a, b, c, d] = vectors.map(|v| v[0]);
+                deinterleave(a, b, c, d)
             };
             // Columns 4 and 5 are the next tile's 0 and 1, except for the last tile of each
             // row, which takes them from its own row.
