@@ -37,6 +37,7 @@ CNNZOO_RULES = [
     # One category: the fused SE end shares its element-wise loops with the plain residual end
     # (identical code is folded into one symbol), so samples cannot be told apart.
     ("residual end (add, ReLU; a standard SE unit fused in) fwd + bwd", r"residual::|squeeze_excite::"),
+    ("option A shortcut (subsample, zero channels) fwd + bwd", r"shortcut::zero_pad"),
     ("max pooling (cnnzoo's kernel, inference)", r"pool::max_pool2d"),
     ("optimizer (SGD momentum)", r"optim|sgd"),
     ("model initialisation (random weights; before the timed steps)", r"TensorData::random|ElementRandom|Distribution::sampler|RngExt"),
