@@ -1584,8 +1584,9 @@ pub fn add_relu(a: Tensor<4>, b: Tensor<4>) -> Tensor<4> {
 
 /// Option A's shortcut (the CIFAR ResNets'): `x` `[N, C, H, W]` subsampled by `stride` (every
 /// `stride`-th row and column from the first), then `extra` zero channels appended. On the CPU
-/// (Flex) one pass each way with its own backward; Burn's `slice` and `cat` elsewhere, or for
-/// a zero stride or an empty tensor (Burn reports what is wrong).
+/// (Flex) one pass each way with its own backward; Burn's `slice` and `cat` elsewhere and for
+/// an empty tensor. A zero stride panics (as Burn's `slice` with a zero step does); the
+/// networks' configurations never build one.
 pub fn zero_pad_shortcut(x: Tensor<4>, stride: usize, extra: usize) -> Tensor<4> {
     if !uses_kernels(&x.device()) || stride == 0 || x.dims().contains(&0) {
         let x = if stride != 1 {
