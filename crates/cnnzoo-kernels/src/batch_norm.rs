@@ -44,9 +44,9 @@ impl NormShape {
 /// Per channel `c`, the two sums of `f(param[c], a, b)` over the channel's elements of `a` and
 /// `b` (one shape), in `f64`. Each plane is summed on its own (eight `f32` lanes), the planes
 /// in memory order spread over the pool, so each worker streams through a contiguous run of
-/// memory; then each channel adds its planes' sums in image order. A loop per channel, which
-/// jumped from image to image, made these reductions twice as slow as the element-wise passes
-/// around them. The order of the additions, and so the result, does not depend on the pool.
+/// memory; then each channel adds its planes' sums in image order (a loop per channel jumped
+/// from image to image, a short run of memory at a time). The order of the additions, and so
+/// the result, does not depend on the pool.
 fn channel_sums<P: Copy + Send + Sync>(
     s: NormShape,
     a: &[f32],

@@ -249,8 +249,8 @@ impl Wide {
         let [sy, sx] = self.stride;
         let phase = self.hq * self.wp;
         // Per column phase px: its columns c0..c1 fall inside the input (ix = sx * c + px -
-        // left < w), c0 at input column `first`. Worked out once per call: per row, these
-        // divisions cost more than the copy.
+        // left < w), c0 at input column `first`. Worked out once per call, not per row (its
+        // divisions and the copy of a row are of a size).
         let cols: [(usize, usize, usize); MAX_STRIDE] = std::array::from_fn(|px| {
             let c0 = self.left.saturating_sub(px).div_ceil(sx).min(self.wp);
             let c1 = (self.w + self.left)

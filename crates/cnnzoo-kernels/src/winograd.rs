@@ -589,9 +589,8 @@ fn own_rows_input(p: &Plan, x: &[f32], b: &Block, s: &mut Scratch, c: usize) {
 /// How many tile rows share a vector of eight tiles in the row transforms: 2 when an image's
 /// rows have 4 tiles (13- to 16-wide output maps), 4 when they have 2 (5- to 8-wide), if the
 /// block holds whole tile rows (blocks are cut at multiples of 24 tiles, so they do); `None`
-/// otherwise, and a tile row then fills its own vectors. One row at a time filled a half
-/// (a quarter) of each vector, and the row transforms cost more than the column transforms
-/// and the products together on ResNet-20's 16x16 and 8x8 stages.
+/// otherwise, and a tile row then fills its own vectors (one row at a time filled a half or a
+/// quarter of each vector).
 fn rows_per_vector(p: &Plan, b: &Block) -> Option<usize> {
     let whole = b.tiles.start.is_multiple_of(p.tw) && b.tiles.len().is_multiple_of(p.tw);
     (matches!(p.tw, 2 | 4) && whole).then_some(LANES / p.tw)
