@@ -357,7 +357,8 @@ fn burn_zero_pad_shortcut<B: Backend>(
     stride: usize,
     extra: usize,
 ) -> FloatTensor<B> {
-    let x = if stride > 1 {
+    // A zero stride reaches `Slice::new`, which refuses it, instead of passing `x` through.
+    let x = if stride != 1 {
         B::float_slice(
             x,
             &[Slice::full(), Slice::full(), every(stride), every(stride)],
@@ -940,8 +941,6 @@ fn se_shape(
     })
 }
 
-/// Whether `bias` is an `f32` vector with one value per output channel of `weight` (checked to
-/// be of rank 4 by [`fast_path`] first).
 /// The option-A shortcut of an `f32` `[N, C, H, W]` tensor `x` with a positive stride, and
 /// its output shape; `None` for anything else (Burn's operations handle it).
 fn zero_pad_shape(
@@ -960,6 +959,8 @@ fn zero_pad_shape(
     Some((shape, shape.output()?))
 }
 
+/// Whether `bias` is an `f32` vector with one value per output channel of `weight` (checked to
+/// be of rank 4 by [`fast_path`] first).
 fn bias_fits(bias: &FlexTensor, weight: &FlexTensor) -> bool {
     bias.dtype() == DType::F32 && shaped(bias, &[weight.shape()[0]])
 }
@@ -1585,10 +1586,14 @@ pub fn add_relu(a: Tensor<4>, b: Tensor<4>) -> Tensor<4> {
 /// Option A's shortcut (the CIFAR ResNets'): `x` `[N, C, H, W]` subsampled by `stride` (every
 /// `stride`-th row and column from the first), then `extra` zero channels appended. On the CPU
 /// (Flex) one pass each way with its own backward; Burn's `slice` and `cat` elsewhere and for
-/// an empty tensor. A zero stride panics (as Burn's `slice` with a zero step does); the
-/// networks' configurations never build one.
+/// an empty tensor. Panics, saying so, on a zero stride (a block's configuration refuses one
+/// with a readable error before any tensor is built).
 pub fn zero_pad_shortcut(x: Tensor<4>, stride: usize, extra: usize) -> Tensor<4> {
-    if !uses_kernels(&x.device()) || stride == 0 || x.dims().contains(&0) {
+    assert!(
+        stride > 0,
+        "the zero-pad shortcut's stride must be positive"
+    );
+    if !uses_kernels(&x.device()) || x.dims().contains(&0) {
         let x = if stride != 1 {
             let s = stride as isize;
             x.slice(burn::tensor::s![.., .., ..;s, ..;s])

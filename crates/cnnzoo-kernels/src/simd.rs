@@ -185,9 +185,9 @@ unsafe fn copy4_avx2(d: *mut f32, s: *const f32, n: usize) {
 }
 
 multiversion! {
-    /// `dst[i] = src[i * step]` for every `i` of `dst`; `src` must hold at least
-    /// `step * (dst.len() - 1) + 1` values. The strided convolutions' phase split: at step 2
-    /// the loop over pairs compiles to shuffles, eight values at a time.
+    /// `dst[i] = src[i * step]` for every `i` of `dst`; `step` must be positive and `src` hold
+    /// at least `step * (dst.len() - 1) + 1` values. The strided convolutions' phase split: at
+    /// step 2 the loop over pairs compiles to shuffles, eight values at a time.
     fn copy_strided<>(dst: &mut [f32], src: &[f32], step: usize) {
         let Some(last) = dst.len().checked_sub(1) else {
             return;
@@ -199,7 +199,7 @@ multiversion! {
             }
             dst[last] = src[2 * last];
         } else {
-            for (d, run) in dst.iter_mut().zip(src.chunks(step.max(1))) {
+            for (d, run) in dst.iter_mut().zip(src.chunks(step)) {
                 *d = run[0];
             }
         }
@@ -230,10 +230,10 @@ mod tests {
     fn copy_strided_takes_every_step_th_value() {
         for step in 1..=4 {
             for n in [0usize, 1, 2, 7, 8, 9, 16, 17, 33] {
-                let src: Vec<f32> = (0..(step * n.max(1))).map(|i| i as f32).collect();
-                let src = &src[..(step * n.max(1)).min(step * n.saturating_sub(1) + 1)];
+                let len = n.checked_sub(1).map_or(0, |last| step * last + 1);
+                let src: Vec<f32> = (0..len).map(|i| i as f32).collect();
                 let mut dst = vec![-1.0; n];
-                copy_strided(&mut dst, src, step);
+                copy_strided(&mut dst, &src, step);
                 let want: Vec<f32> = (0..n).map(|i| (i * step) as f32).collect();
                 assert_eq!(dst, want, "step {step}, {n} values");
             }

@@ -10,9 +10,9 @@
 //! (tile `t`'s columns are `4t..4t + 6`), transformed, and the results interleaved back into
 //! output rows the same way, where the convolution's epilogue (bias, residual, ReLU) is
 //! applied. On maps with 2 or 4 tiles per row (8x8, 16x16) several tile rows share a vector
-//! ([`rows_per_vector`]) instead of each filling a quarter or a half of one. `V` is laid out `[ξ][C][tiles]`, so the products run on the direct kernels'
-//! register tile (4 output channels x 24 tiles, `direct::product_tile`) with no
-//! packing. A block of tiles (a few hundred KiB of `V`) is transformed, multiplied and written
+//! ([`rows_per_vector`]) instead of each filling a quarter or a half of one. `V` is laid out
+//! `[ξ][C][tiles]`, so the products run on the direct kernels' register tile (4 output
+//! channels x 24 tiles, `direct::product_tile`) with no packing. A block of tiles (a few hundred KiB of `V`) is transformed, multiplied and written
 //! out by one worker before the next, so its transformed patches stay in cache.
 //!
 //! The input gradient of a stride-1 3x3 convolution is another one (flipped, transposed
@@ -50,9 +50,9 @@ const T: usize = 6;
 const XI: usize = T * T;
 /// Tiles per vector in the row transforms.
 const LANES: usize = 8;
-/// Channels ahead of the input transform whose planes it asks the cache for: each image's
-/// plane of a channel is a short run (1 KiB on a 16x16 map), too short for the hardware
-/// prefetcher to pick up before it ends.
+/// Channels ahead of the input transform whose planes it asks the cache for: it reads each
+/// image's plane of a channel, a short run of memory (1 KiB on a 16x16 map), then jumps to the
+/// next image.
 const AHEAD: usize = 2;
 /// Length of each padded row in `Scratch::rows`: room for the interior of a row of up to 4
 /// tiles (at most 18 columns with padding) and for whole-vector reads.
@@ -597,8 +597,9 @@ fn rows_per_vector(p: &Plan, b: &Block) -> Option<usize> {
 }
 
 /// [`transform_input`]'s row transform (`d B`) of channel `c` when `k` tile rows share each
-/// vector ([`rows_per_vector`]): each of their six patch rows is copied into its own padded
-/// row of `s.rows`, and the eight tiles' columns are split out of the `k` rows at once.
+/// vector ([`rows_per_vector`]): for each of the six patch rows, the `k` tile rows' padded
+/// rows are read (in place for padding 1, else from a copy in `s.rows`) and the eight tiles'
+/// columns split out of them at once.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn shared_rows_input(p: &Plan, x: &[f32], b: &Block, s: &mut Scratch, c: usize, k: usize) {
@@ -703,7 +704,9 @@ fn shared_rows_output(
             let y = output_column(load6(&s.f, i * T * ps + group * LANES, ps));
             let vectors = interleaved(y);
             if !from_registers {
-                interleave4(y, &mut s.yrow[..4 * LANES]);
+                for (j, v) in vectors.iter().enumerate() {
+                    store8(&mut s.yrow[LANES * j..], *v);
+                }
             }
             for r in 0..rows.min(tile_rows - group * rows) {
                 let gr = first + group * rows + r;

@@ -3,7 +3,7 @@
 //! gradients of every operand.
 
 mod common;
-use common::{assert_close, values};
+use common::{assert_close, panic_message, values};
 
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Distribution, Tensor, s};
@@ -157,5 +157,20 @@ fn zero_pad_shortcut_matches_burn() {
     // Without autodiff (inference) the same forward pass.
     let x = random([2, 3, 5, 5], &Device::flex());
     let want = values(burn_zero_pad(x.clone(), 2, 1));
-    assert_close("inference", &values(zero_pad_shortcut(x, 2, 1)), &want, 0.0);
+    assert_close(
+        "inference",
+        &values(zero_pad_shortcut(x.clone(), 2, 1)),
+        &want,
+        0.0,
+    );
+    // A zero stride is refused with a message, not passed through as the input.
+    let refused = panic_message(std::panic::AssertUnwindSafe(|| {
+        drop(zero_pad_shortcut(x, 0, 1));
+    }));
+    assert!(
+        refused
+            .as_deref()
+            .is_some_and(|m| m.contains("stride must be positive")),
+        "{refused:?}"
+    );
 }
