@@ -1,26 +1,48 @@
 #!/usr/bin/env bash
-# GPU benchmark: cnnzoo (Burn's Vulkan backend) against PyTorch + timm on the same GPU, in one
-# run, plus a short Fashion-MNIST training on the GPU and on the CPU of the same machine.
+# GPU benchmark: cnnzoo on Burn's LibTorch (cuDNN) and Vulkan backends, f32 and mixed precision,
+# against PyTorch + timm on the same GPU in the same run; then a short Fashion-MNIST training
+# in f32 and bf16.
 #
-#   bench/gpu.sh prepare        here: release build with --features vulkan, a 6,000/1,000-image
-#                               Fashion-MNIST subset, all copied into .gpu/ (carried to the GPU box)
-#   bench/gpu.sh run OUTDIR     on the GPU machine: writes OUTDIR/gpu.jsonl and OUTDIR/gpu.log
-#   bench/gpu.sh report JSONL   here: writes results/gpu.md from the JSON lines
+#   bench/gpu.sh prepare [DATA_DIR]   here: release build with --features vulkan,tch against
+#                                     PyTorch's libraries (pip wheel, fetched once into
+#                                     target/libtorch), a Fashion-MNIST subset (12,000 training,
+#                                     10,000 test images) and the Vulkan loader, all into .gpu/
+#   bench/gpu.sh run OUTDIR           on the GPU machine: OUTDIR/gpu.jsonl and OUTDIR/gpu.log
+#   bench/gpu.sh report JSONL         here: writes results/gpu.md from the JSON lines
 #
-# The GPU machine needs the Vulkan loader (libvulkan1) and python3 with torch + timm.
+# The GPU machine needs python3 with torch 2.11 (its torch/lib is what the LibTorch build loads)
+# and timm. GPU_BUDGET_S (default 450) stops starting new cases after that many seconds.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
+TORCH_VERSION=${TORCH_VERSION:-2.11.0}
+
+# PyTorch's own libraries and headers, from its pip wheel (torch-sys builds against them).
+libtorch() {
+    local dir=target/libtorch/$TORCH_VERSION
+    if [ ! -f "$dir/torch/lib/libtorch_cpu.so" ]; then
+        mkdir -p "$dir"
+        python3 -m pip download -q --no-deps "torch==$TORCH_VERSION" -d "$dir" >&2
+        (cd "$dir" && unzip -q -o torch-*.whl 'torch/lib/*' 'torch/include/*' 'torch/share/*' && rm -f torch-*.whl)
+    fi
+    echo "$PWD/$dir/torch"
+}
+
 prepare() {
     set -e
-    CARGO_TARGET_DIR=target/gpu cargo build --release --features vulkan -p cnnzoo-cli
-    mkdir -p .gpu/fmnist
+    local torch
+    torch=$(libtorch)
+    LIBTORCH=$torch LIBTORCH_BYPASS_VERSION_CHECK=1 LIBTORCH_CXX11_ABI=1 CARGO_TARGET_DIR=target/gpu \
+        cargo build --release --features vulkan,tch -p cnnzoo-cli
+    rm -rf .gpu && mkdir -p .gpu/fmnist
     cp target/gpu/release/cnnzoo .gpu/cnnzoo
     strip .gpu/cnnzoo || true
+    # Debian's Vulkan loader, unpacked on the GPU machine when it has none.
+    (cd .gpu && apt-get download libvulkan1 >/dev/null 2>&1) || echo "no libvulkan1 package fetched"
     python3 - "${1:-../shared/data/fashion-mnist}" .gpu/fmnist <<'PY'
 import gzip, struct, sys
 src, dst = sys.argv[1], sys.argv[2]
-for stem, n in (("train", 6000), ("t10k", 1000)):
+for stem, n in (("train", 12000), ("t10k", 10000)):
     for kind in ("images-idx3-ubyte", "labels-idx1-ubyte"):
         data = gzip.open(f"{src}/{stem}-{kind}.gz").read()
         ndim = data[3]
@@ -38,49 +60,86 @@ PY
 }
 
 run() {
-    local out=$1 bin=.gpu/cnnzoo
+    local out=$1 bin=.gpu/cnnzoo budget=${GPU_BUDGET_S:-450}
     mkdir -p "$out"
     local log=$out/gpu.log jsonl=$out/gpu.jsonl
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee -a "$log"
     nproc | sed 's/^/cpu threads: /' | tee -a "$log"
+    if ! ldconfig -p | grep -q libvulkan.so.1; then
+        for f in .gpu/*.deb; do dpkg -x "$f" /; done
+        ldconfig
+    fi
+    local torch_lib
+    torch_lib=$(python3 -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
+    export LD_LIBRARY_PATH=$torch_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+    python3 -c 'import torch, timm; print("torch", torch.__version__, "timm", timm.__version__)' | tee -a "$log"
+
+    # Peak GPU memory of a command as nvidia-smi sees it (whole process, context included).
+    sample_memory() { nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 >"$1" 2>/dev/null; }
     case_() { # name timeout command...
         local name=$1 limit=$2
         shift 2
-        local t0=$SECONDS
-        local line
+        if [ $SECONDS -ge "$budget" ]; then
+            echo "$name: skipped, budget of $budget s spent" | tee -a "$log"
+            return
+        fi
+        local t0=$SECONDS mem=/tmp/mem-$name line rc
+        sample_memory "$mem" &
+        local sampler=$!
         line=$(timeout "$limit" "$@" 2>>"$log")
-        local rc=$?
-        echo "$name: rc=$rc $((SECONDS - t0)) s" | tee -a "$log"
-        [ $rc -eq 0 ] && [ -n "$line" ] && echo "{\"case\":\"$name\",\"result\":$line}" >> "$jsonl"
+        rc=$?
+        kill $sampler 2>/dev/null
+        wait $sampler 2>/dev/null
+        local peak
+        peak=$(sort -n "$mem" | tail -1)
+        echo "$name: rc=$rc $((SECONDS - t0)) s, peak nvidia-smi ${peak:-?} MiB" | tee -a "$log"
+        if [ $rc -eq 0 ] && [ -n "$line" ]; then
+            echo "{\"case\":\"$name\",\"smi_peak_mib\":${peak:-null},\"result\":$line}" >>"$jsonl"
+        fi
+    }
+    torch_cases() { # timeout case...
+        local limit=$1
+        shift
+        [ $SECONDS -ge "$budget" ] && { echo "pytorch $*: skipped, budget spent" | tee -a "$log"; return; }
+        local args=() c
+        for c in "$@"; do args+=(--case "$c"); done
+        local t0=$SECONDS
+        timeout "$limit" python3 bench/reference/gpu_timm.py --tag pytorch --warmup 5 --iters 20 \
+            "${args[@]}" 2>>"$log" >>"$jsonl"
+        echo "pytorch $*: rc=$? $((SECONDS - t0)) s" | tee -a "$log"
+    }
+    bench() { # backend model mode batch precision timeout
+        case_ "cnnzoo-$1-$2-$3-$5" "$6" $bin --device "$1" bench --model "$2" --mode "$3" \
+            --batch "$4" --precision "$5" --warmup 5 --iters 20 --json
     }
     # Most informative first: an interrupted run still leaves the main numbers.
-    torch_case() { # mode batch precision
-        local cl=()
-        [ "$3" = amp-bf16 ] && cl=(--channels-last)
-        case_ "pytorch-$1-$3" 90 python3 bench/reference/gpu_timm.py --model resnet50 \
-            --mode "$1" --batch "$2" --precision "$3" "${cl[@]}" --warmup 5 --iters 20
-    }
-    case_ cnnzoo-infer-f32 150 $bin --device vulkan bench --model resnet50 --mode infer \
-        --batch 64 --warmup 5 --iters 20 --json
-    torch_case infer 64 fp32
-    torch_case infer 64 amp-bf16
-    case_ cnnzoo-train-f32 200 $bin --device vulkan bench --model resnet50 --mode train \
-        --batch 256 --warmup 3 --iters 10 --json
-    torch_case train 256 fp32
-    torch_case train 256 amp-bf16
-    # The trainer end to end on the GPU and on this machine's CPU: same recipe, same data.
-    for dev in vulkan cpu; do
-        rm -rf "/tmp/fm-$dev"
-        timeout 120 $bin --device $dev train --model resnet20 --dataset fashion-mnist \
-            --data-dir .gpu/fmnist --epochs 3 --batch-size 128 --nesterov --warmup-epochs 1 \
-            --out "/tmp/fm-$dev" >>"$log" 2>&1
-        echo "train-$dev: rc=$?" | tee -a "$log"
-        [ -f "/tmp/fm-$dev/metrics.jsonl" ] && while read -r l; do
-            echo "{\"case\":\"fmnist-resnet20-$dev\",\"result\":$l}" >> "$jsonl"
-        done < "/tmp/fm-$dev/metrics.jsonl"
+    bench libtorch resnet50 infer 64 f32 75
+    bench libtorch resnet50 infer 64 bf16 75
+    torch_cases 150 resnet50:infer:64:fp32 resnet50:infer:64:amp-bf16:cl \
+        resnet50:train:256:fp32 resnet50:train:256:amp-bf16:cl
+    bench libtorch resnet50 train 256 bf16 100
+    bench libtorch resnet50 train 256 f32 100
+    bench libtorch resnet20 train 512 bf16 60
+    bench libtorch resnet56 train 512 bf16 60
+    bench libtorch resnet20 train 512 f32 60
+    torch_cases 90 resnet20:train:512:fp32 resnet20:train:512:amp-bf16:cl resnet56:train:512:amp-bf16:cl
+    # The trainer end to end: the same short Fashion-MNIST run in f32 and bf16.
+    local p
+    for p in f32 bf16; do
+        if [ $SECONDS -ge "$budget" ]; then echo "train-$p: skipped" | tee -a "$log"; continue; fi
+        rm -rf "/tmp/fm-$p"
+        timeout 100 $bin --device libtorch train --model resnet20 --dataset fashion-mnist \
+            --data-dir .gpu/fmnist --subset 12000 --epochs 3 --seed 0 --precision "$p" \
+            --out "/tmp/fm-$p" >>"$log" 2>&1
+        echo "train-$p: rc=$?" | tee -a "$log"
+        [ -f "/tmp/fm-$p/metrics.jsonl" ] && while read -r l; do
+            echo "{\"case\":\"fmnist-resnet20-libtorch-$p\",\"result\":$l}" >>"$jsonl"
+        done <"/tmp/fm-$p/metrics.jsonl"
     done
-    torch_case infer 64 tf32
-    torch_case train 256 tf32
+    bench libtorch resnet50 infer 64 f16 60
+    bench libtorch resnet50 train 256 f16 90
+    bench vulkan resnet50 infer 64 f16 90
+    torch_cases 60 resnet50:infer:64:tf32 resnet50:train:256:tf32
     return 0
 }
 

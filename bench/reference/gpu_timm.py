@@ -6,7 +6,9 @@ of per-iteration images/s, each iteration ending in a device synchronisation).
 Precisions: fp32 (TF32 off: the arithmetic cnnzoo's f32 kernels do), tf32 (PyTorch's default
 for convolutions), amp-bf16 / amp-fp16 (autocast, as timm's benchmark.py runs it, fp16 with a
 GradScaler). --channels-last converts model and input as timm's benchmark does.
-Prints one JSON object per case.
+Several cases run in one process (`--case MODEL:MODE:BATCH:PRECISION[:cl]`, repeatable), so
+PyTorch and timm are imported once; the CIFAR networks come from cpu_bench.py (parameter counts
+equal cnnzoo's). Prints one JSON object per case as soon as it is measured.
 """
 
 import argparse
@@ -14,9 +16,17 @@ import json
 import statistics
 import time
 
+import os
+import sys
+
 import timm
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cpu_bench  # noqa: E402  (the CIFAR networks)
+
+CIFAR = ("resnet20", "resnet56", "seresnet20", "resnext29_8x64d", "densenet_bc100_k12")
 
 
 def bench(name, mode, batch, size, precision, channels_last, warmup, iters):
@@ -25,11 +35,15 @@ def bench(name, mode, batch, size, precision, channels_last, warmup, iters):
     torch.backends.cuda.matmul.allow_tf32 = tf32
     torch.backends.cudnn.allow_tf32 = tf32
     dev = torch.device("cuda")
-    model = timm.create_model(name, num_classes=1000).to(dev)
+    if name in CIFAR:
+        model, classes = cpu_bench.build(name, 3, 10), 10
+    else:
+        model, classes = timm.create_model(name, num_classes=1000), 1000
+    model = model.to(dev)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(memory_format=fmt)
     x = torch.randn(batch, 3, size, size, device=dev).to(memory_format=fmt)
-    y = torch.arange(batch, device=dev) % 1000
+    y = torch.arange(batch, device=dev) % classes
     amp = precision.startswith("amp")
     dtype = torch.float16 if precision == "amp-fp16" else torch.bfloat16
     scaler = torch.amp.GradScaler("cuda", enabled=precision == "amp-fp16")
@@ -80,14 +94,34 @@ def main():
     ap.add_argument("--model", default="resnet50")
     ap.add_argument("--mode", choices=["train", "infer"], default="train")
     ap.add_argument("--batch", type=int, default=256)
-    ap.add_argument("--size", type=int, default=224)
+    ap.add_argument("--size", type=int, default=None, help="input side (default: 224, 32 for CIFAR nets)")
     ap.add_argument("--precision", choices=["fp32", "tf32", "amp-bf16", "amp-fp16"], default="amp-bf16")
     ap.add_argument("--channels-last", action="store_true")
+    ap.add_argument("--case", action="append", default=[],
+                    help="MODEL:MODE:BATCH:PRECISION[:cl], repeatable; replaces the single-case flags")
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--iters", type=int, default=20)
+    ap.add_argument("--tag", help="print {\"case\": TAG-MODEL-MODE-PRECISION, \"result\": ...} lines (bench/gpu.sh)")
     a = ap.parse_args()
-    r = bench(a.model, a.mode, a.batch, a.size, a.precision, a.channels_last, a.warmup, a.iters)
-    print(json.dumps(r), flush=True)
+    cases = []
+    for spec in a.case:
+        parts = spec.split(":")
+        if len(parts) not in (4, 5) or parts[1] not in ("train", "infer"):
+            ap.error(f"--case {spec!r}: expected MODEL:MODE:BATCH:PRECISION[:cl]")
+        cases.append((parts[0], parts[1], int(parts[2]), parts[3], len(parts) == 5 and parts[4] == "cl"))
+    if not cases:
+        cases = [(a.model, a.mode, a.batch, a.precision, a.channels_last)]
+    for model, mode, batch, precision, cl in cases:
+        size = a.size or (32 if model in CIFAR else 224)
+        try:
+            r = bench(model, mode, batch, size, precision, cl, a.warmup, a.iters)
+        except Exception as e:  # one failing case must not cost the others
+            print(f"{model} {mode} {precision}: {e!r}", file=sys.stderr, flush=True)
+            continue
+        if a.tag:
+            r = {"case": f"{a.tag}-{model}-{mode}-{precision}", "result": r}
+        print(json.dumps(r), flush=True)
+        torch.cuda.empty_cache()
 
 
 if __name__ == "__main__":

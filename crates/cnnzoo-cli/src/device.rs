@@ -10,6 +10,10 @@ pub const AVAILABLE: &[&str] = &[
     "vulkan[:N]",
     #[cfg(feature = "cuda")]
     "cuda[:N]",
+    #[cfg(feature = "tch")]
+    "libtorch[:N]",
+    #[cfg(feature = "tch")]
+    "libtorch-cpu",
 ];
 
 /// The Burn device for a `--device` value, or an error listing what is available.
@@ -36,8 +40,17 @@ pub fn parse(name: &str) -> Result<Device> {
         ),
         #[cfg(feature = "cuda")]
         "cuda" => probe(name, Device::cuda(index)),
-        other if ["cuda", "vulkan"].contains(&other) => bail!(
-            "device '{name}' is not compiled into this build (rebuild with `--features {kind}`); available: {}",
+        #[cfg(feature = "tch")]
+        "libtorch" => libtorch::cuda(name, index),
+        #[cfg(feature = "tch")]
+        "libtorch-cpu" if index == 0 => probe(name, libtorch::cpu()),
+        other if ["cuda", "vulkan", "libtorch", "libtorch-cpu"].contains(&other) => bail!(
+            "device '{name}' is not compiled into this build (rebuild with `--features {}`); available: {}",
+            if kind.starts_with("libtorch") {
+                "tch"
+            } else {
+                kind
+            },
             AVAILABLE.join(", ")
         ),
         // Burn has these runtimes but cnnzoo does not build them; Vulkan covers most GPUs.
@@ -54,7 +67,7 @@ pub fn parse(name: &str) -> Result<Device> {
 
 /// Runs one tiny operation on a GPU device: the runtimes initialise lazily and panic when the
 /// adapter is missing, which becomes an error here instead of a crash later.
-#[cfg(any(feature = "vulkan", feature = "cuda"))]
+#[cfg(any(feature = "vulkan", feature = "cuda", feature = "tch"))]
 fn probe(name: &str, device: Device) -> Result<Device> {
     let check = device.clone();
     let previous = std::panic::take_hook();
@@ -77,6 +90,55 @@ fn probe(name: &str, device: Device) -> Result<Device> {
                 "device '{name}' is compiled in but could not be opened ({why}); available in this build: {}",
                 AVAILABLE.join(", ")
             )
+        }
+    }
+}
+
+/// Burn's LibTorch backend (cuDNN and cuBLAS through PyTorch's own libraries).
+#[cfg(feature = "tch")]
+mod libtorch {
+    use anyhow::{Result, bail};
+    use burn::tensor::Device;
+
+    /// The LibTorch CPU device.
+    #[allow(deprecated)] // burn-tch is deprecated in Burn 0.22 but still the cuDNN route
+    pub fn cpu() -> Device {
+        Device::libtorch()
+    }
+
+    /// The LibTorch CUDA device `index`, with cuDNN's autotuner on (as timm's scripts and
+    /// PyTorch users run it).
+    #[allow(deprecated)]
+    pub fn cuda(name: &str, index: usize) -> Result<Device> {
+        load_cuda_runtime();
+        if !tch::Cuda::is_available() {
+            bail!(
+                "device '{name}': LibTorch sees no CUDA device (libtorch_cuda.so must be on \
+                 LD_LIBRARY_PATH, e.g. PyTorch's torch/lib, and a driver present)"
+            );
+        }
+        let count = tch::Cuda::device_count() as usize;
+        if index >= count {
+            bail!(
+                "device '{name}': LibTorch sees {count} CUDA device(s), indices 0 to {}",
+                count - 1
+            );
+        }
+        tch::Cuda::cudnn_set_benchmark(true);
+        super::probe(name, Device::libtorch_cuda(index))
+    }
+
+    /// Loads `libtorch_cuda.so` for its side effect: its static initialisers register
+    /// PyTorch's CUDA hooks. The binary does not reference a symbol of it, so the linker's
+    /// `--as-needed` drops it, and without it LibTorch reports no CUDA device.
+    fn load_cuda_runtime() {
+        // SAFETY: dlopen with a constant, NUL-terminated name; the handle is kept for the life
+        // of the process on purpose (the library must stay loaded).
+        unsafe {
+            libc::dlopen(
+                c"libtorch_cuda.so".as_ptr(),
+                libc::RTLD_NOW | libc::RTLD_GLOBAL,
+            );
         }
     }
 }

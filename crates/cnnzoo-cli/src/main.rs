@@ -14,7 +14,7 @@ use clap::{Parser, Subcommand};
 #[derive(Parser, Debug)]
 #[command(name = "cnnzoo", version, about, propagate_version = true)]
 struct Cli {
-    /// Compute device: cpu (GPU devices need a build with their feature).
+    /// Compute device: cpu, or vulkan[:N], cuda[:N], libtorch[:N] in a build with that feature.
     #[arg(long, global = true, default_value = "cpu")]
     device: String,
     #[command(subcommand)]

@@ -1509,17 +1509,21 @@ fn conv_shapes_agree(
         && bias.is_none_or(|b| b.dims() == [out])
 }
 
-/// 2-D convolution: cnnzoo's kernels on the CPU (Flex), Burn's `conv2d` on other backends.
-/// Same arguments and result as `burn::tensor::module::conv2d`.
+/// 2-D convolution: cnnzoo's kernels on the CPU (Flex), Burn's `conv2d` on other backends
+/// (in the [`autocast`](crate::precision::autocast) precision). Same arguments and result as
+/// `burn::tensor::module::conv2d`.
 pub fn conv2d(
     x: Tensor<4>,
     weight: Tensor<4>,
     bias: Option<Tensor<1>>,
     options: ConvOptions<2>,
 ) -> Tensor<4> {
+    if !uses_kernels(&x.device()) {
+        return crate::precision::conv2d_in(crate::precision::autocast(), x, weight, bias, options);
+    }
     // Inconsistent shapes go to Burn's conv2d too: it checks them and says what is wrong
     // (the backend operations underneath do not).
-    if !uses_kernels(&x.device()) || !conv_shapes_agree(&x, &weight, bias.as_ref(), &options) {
+    if !conv_shapes_agree(&x, &weight, bias.as_ref(), &options) {
         return burn::tensor::module::conv2d(x, weight, bias, options);
     }
     let inference = inference_device(&x.device());

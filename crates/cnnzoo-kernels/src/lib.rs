@@ -9,6 +9,7 @@
 //! block ends), [`shortcut`] (option A's zero-pad shortcut, one pass each way),
 //! [`squeeze_excite`] (an SE unit fused with its block end), [`pool`] (max pooling) and
 //! [`weight_cache`] (inference's Winograd-transformed weights, kept between calls);
+//! [`precision`] runs the convolutions of the GPU backends in bf16 or f16 (mixed precision);
 //! [`backend`] makes them a Burn backend extension with its own autodiff backward, and
 //! [`conv2d`], [`batch_norm_train`], [`batch_norm()`] and [`max_pool2d`] are among the
 //! calls the networks make.
@@ -20,6 +21,7 @@ pub mod conv;
 pub mod direct;
 pub mod pointwise;
 pub mod pool;
+pub mod precision;
 pub mod residual;
 pub mod shortcut;
 mod simd;
@@ -32,3 +34,4 @@ pub use backend::{
     max_pool2d, scale_add_relu, se_scale_add_relu, uses_kernels, zero_pad_shortcut,
 };
 pub use conv::ConvGeometry;
+pub use precision::{Precision, autocast, set_autocast};

@@ -5,14 +5,15 @@ use std::time::Instant;
 
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::optim::GradientsParams;
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
+use cnnzoo_kernels::Precision;
 use cnnzoo_models::{FuseBn, ModelOptions, create, spec};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
 use crate::config::TrainConfig;
 use crate::error::TrainError;
+use crate::precision::{LossScaler, step};
 use crate::trainer::{draw_weights, optimizer};
 
 /// What is timed.
@@ -57,6 +58,8 @@ pub struct BenchConfig {
     pub seed: u64,
     /// Inference with every BatchNorm folded into its convolution.
     pub fuse_bn: bool,
+    /// The convolutions' arithmetic (f16 training adds dynamic loss scaling).
+    pub precision: Precision,
 }
 
 impl BenchConfig {
@@ -72,6 +75,7 @@ impl BenchConfig {
             iters: 10,
             seed: 0,
             fuse_bn: false,
+            precision: Precision::F32,
         }
     }
 }
@@ -93,6 +97,9 @@ pub struct BenchReport {
     pub threads: usize,
     /// BatchNorm folded into the convolutions.
     pub fuse_bn: bool,
+    /// The convolutions' arithmetic.
+    #[serde(default)]
+    pub precision: Precision,
     /// Median images/s over the timed iterations.
     pub images_per_sec: f64,
     /// Slowest iteration's images/s.
@@ -148,6 +155,8 @@ pub fn run(config: &BenchConfig, device: &Device) -> Result<BenchReport, TrainEr
             "batch size and timed iterations must be at least 1".into(),
         ));
     }
+    crate::precision::check_device(config.precision, device)?;
+    cnnzoo_kernels::set_autocast(config.precision);
     let input = config.input.unwrap_or(spec.input);
     let classes = config.classes.unwrap_or(spec.num_classes);
     let model_config = create(
@@ -206,12 +215,15 @@ pub fn run(config: &BenchConfig, device: &Device) -> Result<BenchReport, TrainEr
                 Default::default(),
             ));
             let loss_fn = CrossEntropyLossConfig::new().init(&run_device);
+            let mut scaler = config
+                .precision
+                .needs_loss_scaling()
+                .then(LossScaler::default);
             for i in 0..total {
                 let start = Instant::now();
                 let logits = model.forward(x.clone());
                 let loss = loss_fn.forward(logits, y.clone());
-                let grads = GradientsParams::from_grads(loss.backward(), &model);
-                model = optim.step(0.01, model, grads);
+                model = step(model, &mut optim, 0.01, loss, scaler.as_mut());
                 sync(&run_device)?;
                 if i >= config.warmup {
                     times.push(start.elapsed().as_secs_f64());
@@ -252,6 +264,7 @@ pub fn run(config: &BenchConfig, device: &Device) -> Result<BenchReport, TrainEr
         input,
         device: format!("{device:?}"),
         fuse_bn: config.fuse_bn,
+        precision: config.precision,
         threads: rayon::current_num_threads(),
         images_per_sec: median(&rates),
         images_per_sec_min: rates[0],

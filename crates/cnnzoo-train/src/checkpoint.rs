@@ -34,6 +34,9 @@ pub struct RunState {
     pub best_top1: f64,
     /// Class names of the data set.
     pub classes: Vec<String>,
+    /// f16 training's loss scaler, where it stands (absent in other precisions).
+    #[serde(default)]
+    pub loss_scaler: Option<crate::precision::LossScaler>,
 }
 
 /// Writes `bytes` to `path` through a temporary file and a rename.

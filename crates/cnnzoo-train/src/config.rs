@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use cnnzoo_kernels::Precision;
 use cnnzoo_models::Overrides;
 use serde::{Deserialize, Serialize};
 
@@ -77,6 +78,9 @@ pub struct TrainConfig {
     /// With `init_weights`: keep the model's own classifier when the class count differs.
     #[serde(default)]
     pub reset_classifier: bool,
+    /// The convolutions' arithmetic (mixed precision on GPU backends; f32 on the CPU).
+    #[serde(default)]
+    pub precision: Precision,
 }
 
 impl TrainConfig {
@@ -108,6 +112,7 @@ impl TrainConfig {
             image_size: 224,
             init_weights: None,
             reset_classifier: false,
+            precision: Precision::F32,
         }
     }
 

@@ -15,11 +15,13 @@ pub mod experiment;
 pub mod gradflow;
 pub mod metrics;
 pub mod plot;
+pub mod precision;
 pub mod schedule;
 pub mod se_stats;
 pub mod trainer;
 
 pub use arm::Arm;
+pub use cnnzoo_kernels::Precision;
 pub use config::{OptimizerKind, ScheduleKind, TrainConfig};
 pub use error::TrainError;
 pub use trainer::{Outcome, train};

@@ -9,7 +9,7 @@ use burn::module::{Module, ParamGroup};
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
-use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::optim::{AdamWConfig, ModuleOptimizer, SgdConfig};
 use burn::tensor::Device;
 use cnnzoo_models::{ModelOptions, create_with};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -20,6 +20,7 @@ use crate::data::open;
 use crate::error::TrainError;
 use crate::evaluate::{evaluate, score, to_tensors};
 use crate::metrics::{EpochMetrics, write_jsonl};
+use crate::precision::{LossScaler, step};
 use crate::schedule::Schedule;
 
 static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -160,6 +161,7 @@ pub fn train(
     resume: bool,
 ) -> Result<Outcome, TrainError> {
     config.validate().map_err(TrainError::Invalid)?;
+    crate::precision::check_device(config.precision, device)?;
     let out = &config.out;
     std::fs::create_dir_all(out).map_err(|e| TrainError::file(out, e))?;
     let previous = if resume { Some(find_last(out)?) } else { None };
@@ -206,6 +208,8 @@ pub fn train(
     let config = resumed
         .as_ref()
         .map_or_else(|| config.clone(), |s| s.config.clone());
+    // A resumed run keeps the precision it was started with.
+    crate::precision::check_device(config.precision, device)?;
     let data = open(&config)?;
     let mut state = match resumed {
         Some(state) => state,
@@ -226,8 +230,13 @@ pub fn train(
             history: Vec::new(),
             best_top1: 0.0,
             classes: data.classes.clone(),
+            loss_scaler: config
+                .precision
+                .needs_loss_scaling()
+                .then(LossScaler::default),
         },
     };
+    cnnzoo_kernels::set_autocast(config.precision);
     let train_device = device.clone().autodiff();
     let mut model = {
         // The device RNG is shared by everything on the device: seed and draw every initial
@@ -320,8 +329,7 @@ pub fn train(
                 .iter()
                 .filter(|s| s.1 == 0)
                 .count();
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(lr, model, grads);
+            model = step(model, &mut optim, lr, loss, state.loss_scaler.as_mut());
             state.step += 1;
             state.batch = b + 1;
             state.partial[0] += loss_value as f64 * n as f64;

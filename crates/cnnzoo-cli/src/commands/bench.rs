@@ -3,6 +3,7 @@
 
 use anyhow::Result;
 use burn::tensor::Device;
+use cnnzoo_train::Precision;
 use cnnzoo_train::bench::{BenchConfig, BenchMode, BenchReport, run as run_bench};
 
 use crate::format::{parse_shape, shape};
@@ -37,6 +38,9 @@ pub struct Args {
     /// Fold every BatchNorm into its convolution (inference only).
     #[arg(long)]
     fuse_bn: bool,
+    /// Convolution arithmetic: f32, or bf16 / f16 mixed precision on a GPU device.
+    #[arg(long, default_value = "f32")]
+    precision: Precision,
     /// Print one JSON object instead of a line of text.
     #[arg(long)]
     json: bool,
@@ -54,6 +58,7 @@ pub fn run(args: Args, device: &Device) -> Result<String> {
     config.warmup = args.warmup;
     config.iters = args.iters;
     config.fuse_bn = args.fuse_bn;
+    config.precision = args.precision;
     let report = run_bench(&config, device)?;
     Ok(if args.json {
         serde_json::to_string(&report)? + "\n"
@@ -69,13 +74,14 @@ fn text(r: &BenchReport) -> String {
         .map(|b| format!(", device memory {:.0} MiB", mib(b)))
         .unwrap_or_default();
     format!(
-        "{} {}{} batch {} input {} on {} ({} threads): {:.1} images/s median (min {:.1}, max {:.1}, {} iterations), peak RSS {:.0} MiB{device_mem}\n",
+        "{} {}{} {} batch {} input {} on {} ({} threads): {:.1} images/s median (min {:.1}, max {:.1}, {} iterations), peak RSS {:.0} MiB{device_mem}\n",
         r.model,
         match r.mode {
             BenchMode::Train => "train",
             BenchMode::Infer => "infer",
         },
         if r.fuse_bn { " (BatchNorm folded)" } else { "" },
+        r.precision,
         r.batch,
         shape(&r.input),
         r.device,

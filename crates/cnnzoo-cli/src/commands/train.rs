@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
-use cnnzoo_train::{OptimizerKind, ScheduleKind, TrainConfig, train};
+use cnnzoo_train::{OptimizerKind, Precision, ScheduleKind, TrainConfig, train};
 
 /// Arguments of `cnnzoo train`.
 #[derive(clap::Args, Debug)]
@@ -97,6 +97,10 @@ pub struct Args {
     /// With --weights: keep this model's classifier when the class count differs (fine-tuning).
     #[arg(long)]
     reset_classifier: bool,
+    /// Convolution arithmetic: f32, or bf16 / f16 mixed precision (f32 weights, f16 with
+    /// dynamic loss scaling) on a GPU device.
+    #[arg(long, default_value = "f32")]
+    precision: Precision,
 }
 
 /// With `--download`, fetches a known data set whose files are missing from `dir`.
@@ -210,6 +214,7 @@ fn config(a: &Args) -> Result<TrainConfig> {
         c.init_weights = Some(w.clone());
     }
     c.reset_classifier = a.reset_classifier;
+    c.precision = a.precision;
     if let Some(v) = a.image_size {
         c.image_size = v;
     }

@@ -1,0 +1,76 @@
+//! `--precision` through the binary: the CPU refuses half precision with a reason (its kernels
+//! are f32), a misspelt precision names the choices, and f32 still runs.
+
+mod common;
+
+use common::cnnzoo;
+
+#[test]
+fn the_cpu_refuses_half_precision_and_f32_runs() {
+    for precision in ["bf16", "f16"] {
+        let (ok, _, err) = cnnzoo(&[
+            "bench",
+            "--model",
+            "resnet20",
+            "--batch",
+            "2",
+            "--iters",
+            "1",
+            "--warmup",
+            "0",
+            "--precision",
+            precision,
+        ]);
+        assert!(!ok, "{precision} ran on the CPU");
+        assert!(
+            err.contains("needs a GPU device") && err.contains(precision),
+            "{precision}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    let (ok, _, err) = cnnzoo(&["bench", "--model", "resnet20", "--precision", "int8"]);
+    assert!(
+        !ok && err.contains("'int8'") && err.contains("bf16"),
+        "{err}"
+    );
+    let (ok, out, err) = cnnzoo(&[
+        "bench",
+        "--model",
+        "resnet20",
+        "--batch",
+        "2",
+        "--iters",
+        "1",
+        "--warmup",
+        "0",
+        "--precision",
+        "f32",
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["precision"], "f32");
+    assert!(report["images_per_sec"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn training_refuses_half_precision_on_the_cpu_before_touching_the_run_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let (ok, _, err) = cnnzoo(&[
+        "train",
+        "--model",
+        "resnet20",
+        "--dataset",
+        "fashion-mnist",
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+        "--precision",
+        "bf16",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!ok);
+    assert!(err.contains("needs a GPU device"), "{err}");
+    assert!(!out.join("last").exists());
+}
