@@ -35,8 +35,9 @@ prepare() {
     LIBTORCH=$torch LIBTORCH_BYPASS_VERSION_CHECK=1 LIBTORCH_CXX11_ABI=1 CARGO_TARGET_DIR=target/gpu \
         cargo build --release --features vulkan,tch -p cnnzoo-cli
     rm -rf .gpu && mkdir -p .gpu/fmnist
-    cp target/gpu/release/cnnzoo .gpu/cnnzoo
-    strip .gpu/cnnzoo || true
+    # Compressed: the stripped binary (LibTorch's generated API and wgpu) is over 100 MB.
+    strip -o .gpu/cnnzoo target/gpu/release/cnnzoo || cp target/gpu/release/cnnzoo .gpu/cnnzoo
+    gzip -6 .gpu/cnnzoo
     # Debian's Vulkan loader, unpacked on the GPU machine when it has none.
     (cd .gpu && apt-get download libvulkan1 >/dev/null 2>&1) || echo "no libvulkan1 package fetched"
     python3 - "${1:-../shared/data/fashion-mnist}" .gpu/fmnist <<'PY'
@@ -60,15 +61,18 @@ PY
 }
 
 run() {
-    local out=$1 bin=.gpu/cnnzoo budget=${GPU_BUDGET_S:-450}
+    local out=$1 bin=/tmp/cnnzoo-gpu budget=${GPU_BUDGET_S:-450}
     mkdir -p "$out"
     local log=$out/gpu.log jsonl=$out/gpu.jsonl
+    gunzip -c .gpu/cnnzoo.gz >$bin && chmod +x $bin || { echo "no .gpu/cnnzoo.gz: run prepare first" | tee -a "$log"; return 1; }
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee -a "$log"
     nproc | sed 's/^/cpu threads: /' | tee -a "$log"
     if ! ldconfig -p | grep -q libvulkan.so.1; then
         for f in .gpu/*.deb; do dpkg -x "$f" /; done
         ldconfig
     fi
+    local icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+    [ -z "${VK_DRIVER_FILES:-}" ] && [ -f $icd ] && export VK_DRIVER_FILES=$icd
     local torch_lib
     torch_lib=$(python3 -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
     export LD_LIBRARY_PATH=$torch_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
