@@ -11,7 +11,8 @@
 #   bench/gpu.sh report JSONL         here: writes results/gpu.md from the JSON lines
 #
 # The GPU machine needs python3 with torch 2.11 (its torch/lib is what the LibTorch build loads)
-# and timm. GPU_BUDGET_S (default 450) stops starting new cases after that many seconds.
+# and timm. GPU_BUDGET_S (default 450) stops starting new cases after that many seconds;
+# GPU_GROUPS picks case groups (default: resnet50 cifar fmnist half vulkan tf32).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -117,33 +118,52 @@ run() {
             --batch "$4" --precision "$5" --warmup 5 --iters 20 --json
     }
     # Most informative first: an interrupted run still leaves the main numbers.
-    bench libtorch resnet50 infer 64 f32 75
-    bench libtorch resnet50 infer 64 bf16 75
-    torch_cases 150 resnet50:infer:64:fp32 resnet50:infer:64:amp-bf16:cl \
-        resnet50:train:256:fp32 resnet50:train:256:amp-bf16:cl
-    bench libtorch resnet50 train 256 bf16 100
-    bench libtorch resnet50 train 256 f32 100
-    bench libtorch resnet20 train 512 bf16 60
-    bench libtorch resnet56 train 512 bf16 60
-    bench libtorch resnet20 train 512 f32 60
-    torch_cases 90 resnet20:train:512:fp32 resnet20:train:512:amp-bf16:cl resnet56:train:512:amp-bf16:cl
-    # The trainer end to end: the same short Fashion-MNIST run in f32 and bf16.
-    local p
-    for p in f32 bf16; do
-        if [ $SECONDS -ge "$budget" ]; then echo "train-$p: skipped" | tee -a "$log"; continue; fi
-        rm -rf "/tmp/fm-$p"
-        timeout 100 $bin --device libtorch train --model resnet20 --dataset fashion-mnist \
-            --data-dir .gpu/fmnist --subset 12000 --epochs 3 --seed 0 --precision "$p" \
-            --out "/tmp/fm-$p" >>"$log" 2>&1
-        echo "train-$p: rc=$?" | tee -a "$log"
-        [ -f "/tmp/fm-$p/metrics.jsonl" ] && while read -r l; do
-            echo "{\"case\":\"fmnist-resnet20-libtorch-$p\",\"result\":$l}" >>"$jsonl"
-        done <"/tmp/fm-$p/metrics.jsonl"
+    local groups=${GPU_GROUPS:-"resnet50 cifar fmnist half vulkan tf32"} group p
+    for group in $groups; do
+        case $group in
+            resnet50)
+                bench libtorch resnet50 infer 64 f32 75
+                bench libtorch resnet50 infer 64 bf16 75
+                torch_cases 150 resnet50:infer:64:fp32 resnet50:infer:64:amp-bf16:cl \
+                    resnet50:train:256:fp32 resnet50:train:256:amp-bf16:cl
+                bench libtorch resnet50 train 256 bf16 100
+                bench libtorch resnet50 train 256 f32 100
+                ;;
+            cifar)
+                bench libtorch resnet20 train 512 bf16 60
+                bench libtorch resnet56 train 512 bf16 60
+                bench libtorch resnet20 train 512 f32 60
+                bench libtorch resnet56 train 512 f32 60
+                torch_cases 90 resnet20:train:512:fp32 resnet20:train:512:amp-bf16:cl \
+                    resnet56:train:512:fp32 resnet56:train:512:amp-bf16:cl
+                ;;
+            fmnist) # the trainer end to end: the same short Fashion-MNIST run in f32 and bf16
+                for p in f32 bf16; do
+                    if [ $SECONDS -ge "$budget" ]; then echo "train-$p: skipped" | tee -a "$log"; continue; fi
+                    rm -rf "/tmp/fm-$p"
+                    timeout 100 $bin --device libtorch train --model resnet20 --dataset fashion-mnist \
+                        --data-dir .gpu/fmnist --subset 12000 --epochs 3 --seed 0 --precision "$p" \
+                        --out "/tmp/fm-$p" >>"$log" 2>&1
+                    echo "train-$p: rc=$?" | tee -a "$log"
+                    [ -f "/tmp/fm-$p/metrics.jsonl" ] && while read -r l; do
+                        echo "{\"case\":\"fmnist-resnet20-libtorch-$p\",\"result\":$l}" >>"$jsonl"
+                    done <"/tmp/fm-$p/metrics.jsonl"
+                done
+                ;;
+            half)
+                bench libtorch resnet50 infer 64 f16 60
+                bench libtorch resnet50 train 256 f16 90
+                ;;
+            vulkan)
+                { ldconfig -p | grep -i vulkan; ls /usr/share/vulkan/icd.d /etc/vulkan/icd.d \
+                    /usr/local/nvidia/share/vulkan/icd.d; echo "VK_DRIVER_FILES=${VK_DRIVER_FILES:-}"; } >>"$log" 2>&1
+                bench vulkan resnet50 infer 64 f32 90
+                bench vulkan resnet50 infer 64 f16 90
+                ;;
+            tf32) torch_cases 60 resnet50:infer:64:tf32 resnet50:train:256:tf32 ;;
+            *) echo "unknown group $group" | tee -a "$log" ;;
+        esac
     done
-    bench libtorch resnet50 infer 64 f16 60
-    bench libtorch resnet50 train 256 f16 90
-    bench vulkan resnet50 infer 64 f16 90
-    torch_cases 60 resnet50:infer:64:tf32 resnet50:train:256:tf32
     return 0
 }
 

@@ -1589,33 +1589,43 @@ pub fn add_relu(a: Tensor<4>, b: Tensor<4>) -> Tensor<4> {
 
 /// Option A's shortcut (the CIFAR ResNets'): `x` `[N, C, H, W]` subsampled by `stride` (every
 /// `stride`-th row and column from the first), then `extra` zero channels appended. On the CPU
-/// (Flex) one pass each way with its own backward; Burn's `slice` and `cat` elsewhere and for
-/// an empty tensor. Panics, saying so, on a zero stride (a block's configuration refuses one
-/// with a readable error before any tensor is built).
+/// (Flex) one pass each way with its own backward; elsewhere Burn's operations: the
+/// subsampling as a 1x1 average pooling with that stride (the same values; Burn's LibTorch
+/// backend cannot take the backward of a strided `slice`, whose `slice_assign` views a
+/// non-contiguous gradient), then `cat` with zeros. Panics, saying so, on a zero stride (a
+/// block's configuration refuses one with a readable error before any tensor is built).
 pub fn zero_pad_shortcut(x: Tensor<4>, stride: usize, extra: usize) -> Tensor<4> {
     assert!(
         stride > 0,
         "the zero-pad shortcut's stride must be positive"
     );
     if !uses_kernels(&x.device()) || x.dims().contains(&0) {
-        let x = if stride != 1 {
-            let s = stride as isize;
-            x.slice(burn::tensor::s![.., .., ..;s, ..;s])
-        } else {
-            x
-        };
-        if extra == 0 {
-            return x;
-        }
-        let [n, _, h, w] = x.dims();
-        let zeros = Tensor::<4>::zeros([n, extra, h, w], &x.device());
-        return Tensor::cat(vec![x, zeros], 1);
+        return zero_pad_shortcut_with_burn(x, stride, extra);
     }
     Tensor::from_dispatch(<Dispatch as ConvKernels>::cnnzoo_zero_pad_shortcut(
         x.into_dispatch(),
         stride,
         extra,
     ))
+}
+
+/// [`zero_pad_shortcut`] from Burn's operations, for backends without cnnzoo's kernels.
+fn zero_pad_shortcut_with_burn(x: Tensor<4>, stride: usize, extra: usize) -> Tensor<4> {
+    let x = if stride == 1 {
+        x
+    } else if x.dims().contains(&0) {
+        let s = stride as isize;
+        x.slice(burn::tensor::s![.., .., ..;s, ..;s])
+    } else {
+        let options = burn::tensor::ops::AvgPoolOptions::new([1, 1]).with_stride([stride; 2]);
+        burn::tensor::module::avg_pool2d(x, options)
+    };
+    if extra == 0 {
+        return x;
+    }
+    let [n, _, h, w] = x.dims();
+    let zeros = Tensor::<4>::zeros([n, extra, h, w], &x.device());
+    Tensor::cat(vec![x, zeros], 1)
 }
 
 /// `relu(a * gates + b)` with `gates` `[N, C, 1, 1]`: the end of a residual block with a
@@ -1835,6 +1845,41 @@ mod tests {
             caught.is_err(),
             "a gradient narrower than the input was accepted"
         );
+    }
+
+    /// The GPU backends' shortcut (1x1 average pooling + `cat`) against the CPU kernel:
+    /// output and input gradient equal, odd sizes and stride 3 included.
+    #[test]
+    fn zero_pad_shortcut_through_burn_matches_the_kernel() {
+        use burn::tensor::Distribution;
+        let device = Device::flex().autodiff();
+        device.seed(9);
+        for (input, stride, extra) in [
+            ([2, 3, 5, 7], 2, 3),
+            ([1, 2, 7, 4], 3, 0),
+            ([2, 2, 3, 3], 1, 1),
+            ([2, 4, 8, 8], 2, 4),
+        ] {
+            let x = Tensor::<4>::random(input, Distribution::Normal(0.0, 1.0), &device);
+            let run = |burn: bool| {
+                let x = x.clone().require_grad();
+                let y = if burn {
+                    zero_pad_shortcut_with_burn(x.clone(), stride, extra)
+                } else {
+                    zero_pad_shortcut(x.clone(), stride, extra)
+                };
+                let weights = Tensor::<4>::random(y.dims(), Distribution::Default, &device);
+                let out = y.clone().into_data().try_to_vec::<f32>().unwrap();
+                let g = (y * weights).sum().backward();
+                let gx = x.grad(&g).unwrap().into_data().try_to_vec::<f32>().unwrap();
+                (out, gx)
+            };
+            device.seed(10);
+            let ours = run(false);
+            device.seed(10);
+            let burns = run(true);
+            assert_eq!(ours, burns, "{input:?} stride {stride} extra {extra}");
+        }
     }
 
     /// FC weights given as `[R, C]` / `[C, R]` matrices instead of 1x1 kernels: the Flex
