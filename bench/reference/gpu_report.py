@@ -60,6 +60,7 @@ def speed_table(cases):
             smi = r.get("smi_peak_mib")
             smi = f"{smi / 1024:.1f}" if smi and who == "cnnzoo" else "-"
             label = f"cnnzoo, {backend}" if who == "cnnzoo" else "PyTorch + timm"
+            label = label.replace("libtorch+burnbn", "libtorch, Burn's composed BatchNorm")
             prec = precision + (" channels_last" if res.get("channels_last") else "")
 
             def ratio(p):

@@ -6,6 +6,9 @@
 //! build keeps its fused, autotuned kernels. The choice is made here from the tensor's device,
 //! never in the model code.
 
+// The `tch` feature names Burn's LibTorch backend, which Burn 0.22 deprecates (see torch.rs).
+#![cfg_attr(feature = "tch", allow(deprecated))]
+
 use std::borrow::Cow;
 
 use burn::backend::AutodiffBackend;
@@ -30,7 +33,7 @@ use crate::squeeze_excite::{self, SeShape};
 use crate::{weight_cache, winograd};
 
 /// Convolution and BatchNorm with cnnzoo's kernels where the backend has them, Burn's elsewhere.
-#[backend_extension(Flex, Autodiff)]
+#[backend_extension(Flex, Autodiff, LibTorch: cfg(feature = "tch"))]
 pub trait ConvKernels: Backend {
     /// 2-D convolution without bias (`x` `[N, C, H, W]`, `weight` `[O, C/g, kh, kw]`).
     fn cnnzoo_conv2d(
@@ -437,7 +440,7 @@ fn burn_batch_norm_train<B: Backend>(
 
 /// [`ConvKernels::cnnzoo_batch_norm_train_backward`] from Burn's operations.
 #[allow(clippy::too_many_arguments)]
-fn burn_batch_norm_train_backward<B: Backend>(
+pub(crate) fn burn_batch_norm_train_backward<B: Backend>(
     x: FloatTensor<B>,
     gamma: FloatTensor<B>,
     beta: FloatTensor<B>,
@@ -1425,6 +1428,26 @@ pub fn uses_kernels(device: &Device) -> bool {
     device.clone().without_autodiff() == Device::flex()
 }
 
+/// Whether BatchNorm on `device` goes through [`ConvKernels`]: cnnzoo's kernels on Flex, and
+/// PyTorch's own BatchNorm on LibTorch devices (feature `tch`, see [`crate::torch`]).
+fn batch_norm_extension(device: &Device) -> bool {
+    uses_kernels(device) || torch_batch_norm(device)
+}
+
+#[cfg(feature = "tch")]
+fn torch_batch_norm(device: &Device) -> bool {
+    crate::torch::native_batch_norm()
+        && matches!(
+            device.clone().without_autodiff().as_dispatch(),
+            burn::backend::DispatchDevice::LibTorch(_)
+        )
+}
+
+#[cfg(not(feature = "tch"))]
+fn torch_batch_norm(_device: &Device) -> bool {
+    false
+}
+
 /// Whether `x` has rank 2 or more and every vector holds one value per channel of `x`; when
 /// not, the call goes to Burn's operation, which checks its arguments and says what is wrong.
 fn per_channel<const D: usize>(x: &Tensor<D>, vectors: &[&Tensor<1>]) -> bool {
@@ -1441,7 +1464,7 @@ pub fn batch_norm_train<const D: usize>(
     epsilon: f64,
     relu: bool,
 ) -> (Tensor<D>, Tensor<1>, Tensor<1>) {
-    if !uses_kernels(&x.device()) || !per_channel(&x, &[&gamma, &beta]) {
+    if !batch_norm_extension(&x.device()) || !per_channel(&x, &[&gamma, &beta]) {
         let r = burn::tensor::module::batch_norm_train(x, gamma, beta, epsilon);
         let output = if relu {
             burn::tensor::activation::relu(r.output)
@@ -1475,7 +1498,7 @@ pub fn batch_norm<const D: usize>(
     epsilon: f64,
     relu: bool,
 ) -> Tensor<D> {
-    if !uses_kernels(&x.device()) || !per_channel(&x, &[&gamma, &beta, &mean, &variance]) {
+    if !batch_norm_extension(&x.device()) || !per_channel(&x, &[&gamma, &beta, &mean, &variance]) {
         let y = burn::tensor::module::batch_norm(x, gamma, beta, mean, variance, epsilon);
         return if relu {
             burn::tensor::activation::relu(y)

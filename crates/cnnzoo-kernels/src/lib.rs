@@ -26,6 +26,8 @@ pub mod residual;
 pub mod shortcut;
 mod simd;
 pub mod squeeze_excite;
+#[cfg(feature = "tch")]
+pub mod torch;
 pub mod weight_cache;
 pub mod winograd;
 
