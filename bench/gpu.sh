@@ -8,11 +8,12 @@
 #                                     target/libtorch), a Fashion-MNIST subset (12,000 training,
 #                                     10,000 test images) and the Vulkan loader, all into .gpu/
 #   bench/gpu.sh run OUTDIR           on the GPU machine: OUTDIR/gpu.jsonl and OUTDIR/gpu.log
-#   bench/gpu.sh report JSONL         here: writes results/gpu.md from the JSON lines
+#   bench/gpu.sh report JSONL         here: writes results/gpu.md from the JSON lines and the
+#                                     hand-written results/gpu/notes.md
 #
 # The GPU machine needs python3 with torch 2.11 (its torch/lib is what the LibTorch build loads)
 # and timm. GPU_BUDGET_S (default 450) stops starting new cases after that many seconds;
-# GPU_GROUPS picks case groups (default: resnet50 burnbn cifar fmnist half vulkan tf32).
+# GPU_GROUPS picks case groups (default: resnet50 fmnist bn cifar half tf32 vulkan).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -113,21 +114,24 @@ run() {
             "${args[@]}" 2>>"$log" >>"$jsonl"
         echo "pytorch $*: rc=$? $((SECONDS - t0)) s" | tee -a "$log"
     }
-    bench() { # backend model mode batch precision timeout (backend libtorch+burnbn: Burn's BN)
+    bench() { # backend[+burnbn|+nativebn] model mode batch precision timeout
         local dev=${1%%+*} env=()
-        [ "$1" != "$dev" ] && env=(env CNNZOO_TORCH_BN=burn)
+        case $1 in
+            *+burnbn) env=(env CNNZOO_TORCH_BN=burn) ;;
+            *+nativebn) env=(env CNNZOO_TORCH_BN=native) ;;
+        esac
         case_ "cnnzoo-$1-$2-$3-$5" "$6" "${env[@]}" $bin --device "$dev" bench --model "$2" \
             --mode "$3" --batch "$4" --precision "$5" --warmup 5 --iters 20 --json
     }
-    # PyTorch's BatchNorm kernels on LibTorch (crates/cnnzoo-kernels/src/torch.rs): if a short
-    # training step fails with them, the run goes on with Burn's composed BatchNorm.
+    # PyTorch's BatchNorm forward on LibTorch (crates/cnnzoo-kernels/src/torch.rs, the default):
+    # if a short training step fails with it, the run goes on with Burn's composed BatchNorm.
     if ! timeout 60 $bin --device libtorch bench --model resnet20 --batch 8 --warmup 1 --iters 2 \
         --json >>"$log" 2>&1; then
         echo "LibTorch smoke test failed: CNNZOO_TORCH_BN=burn from here on" | tee -a "$log"
         export CNNZOO_TORCH_BN=burn
     fi
     # Most informative first: an interrupted run still leaves the main numbers.
-    local groups=${GPU_GROUPS:-"resnet50 burnbn cifar fmnist half vulkan tf32"} group p
+    local groups=${GPU_GROUPS:-"resnet50 fmnist bn cifar half tf32 vulkan"} group p
     for group in $groups; do
         case $group in
             resnet50)
@@ -138,7 +142,9 @@ run() {
                 bench libtorch resnet50 train 256 bf16 100
                 bench libtorch resnet50 train 256 f32 100
                 ;;
-            burnbn) # the same with Burn's composed BatchNorm, for the difference
+            bn) # BatchNorm all Burn's, and all PyTorch's (backward too, opt-in), for the difference
+                bench libtorch+nativebn resnet50 train 256 f32 100
+                bench libtorch+nativebn resnet50 train 256 bf16 100
                 bench libtorch+burnbn resnet50 train 256 f32 100
                 bench libtorch+burnbn resnet50 infer 64 f32 60
                 ;;
@@ -151,12 +157,15 @@ run() {
                     resnet56:train:512:fp32 resnet56:train:512:amp-bf16:cl
                 ;;
             fmnist) # the trainer end to end: the same short Fashion-MNIST run in f32 and bf16
-                for p in f32 bf16; do
+                # (bn-p: PyTorch's BatchNorm backward too, the check that lets it be the default)
+                for p in f32 bf16 bn-f32 bn-bf16; do
                     if [ $SECONDS -ge "$budget" ]; then echo "train-$p: skipped" | tee -a "$log"; continue; fi
                     rm -rf "/tmp/fm-$p"
-                    timeout 100 $bin --device libtorch train --model resnet20 --dataset fashion-mnist \
-                        --data-dir .gpu/fmnist --subset 12000 --epochs 3 --seed 0 --precision "$p" \
-                        --out "/tmp/fm-$p" >>"$log" 2>&1
+                    local mode=forward
+                    [ "${p#bn-}" != "$p" ] && mode=native
+                    CNNZOO_TORCH_BN=${CNNZOO_TORCH_BN:-$mode} timeout 100 $bin --device libtorch train \
+                        --model resnet20 --dataset fashion-mnist --data-dir .gpu/fmnist --subset 12000 \
+                        --epochs 3 --seed 0 --precision "${p#bn-}" --out "/tmp/fm-$p" >>"$log" 2>&1
                     echo "train-$p: rc=$?" | tee -a "$log"
                     [ -f "/tmp/fm-$p/metrics.jsonl" ] && while read -r l; do
                         echo "{\"case\":\"fmnist-resnet20-libtorch-$p\",\"result\":$l}" >>"$jsonl"
@@ -183,6 +192,6 @@ run() {
 case "${1:-}" in
     prepare) prepare "${2:-}" ;;
     run) run "${2:?output folder}" ;;
-    report) python3 bench/reference/gpu_report.py "${2:?gpu.jsonl}" results/gpu.md ;;
+    report) python3 bench/reference/gpu_report.py "${2:?gpu.jsonl}" results/gpu.md results/gpu/notes.md ;;
     *) echo "usage: $0 prepare [DATA_DIR] | run OUTDIR | report JSONL" >&2; exit 2 ;;
 esac

@@ -48,8 +48,8 @@ def speed_table(cases):
             f"### {model} {what}, batch {batch}",
             "",
             "| run | precision | images/s (median) | min | max | peak memory, allocator (GiB) "
-            "| peak memory, nvidia-smi (GiB) | / PyTorch fp32 | / PyTorch AMP bf16 |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+            "| peak memory, nvidia-smi (GiB) | / PyTorch fp32 | / PyTorch TF32 | / PyTorch AMP bf16 |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         rows.sort(key=lambda x: (x[0] != "cnnzoo", -x[4]["result"]["images_per_sec"]))
         for who, backend, precision, name, r in rows:
@@ -61,6 +61,7 @@ def speed_table(cases):
             smi = f"{smi / 1024:.1f}" if smi and who == "cnnzoo" else "-"
             label = f"cnnzoo, {backend}" if who == "cnnzoo" else "PyTorch + timm"
             label = label.replace("libtorch+burnbn", "libtorch, Burn's composed BatchNorm")
+            label = label.replace("libtorch+nativebn", "libtorch, PyTorch's BatchNorm backward too")
             prec = precision + (" channels_last" if res.get("channels_last") else "")
 
             def ratio(p):
@@ -68,7 +69,7 @@ def speed_table(cases):
 
             lines.append(
                 f"| {label} | {prec} | {ips:.1f} | {res['images_per_sec_min']:.1f} | "
-                f"{res['images_per_sec_max']:.1f} | {alloc} | {smi} | {ratio('fp32')} | {ratio('amp-bf16')} |"
+                f"{res['images_per_sec_max']:.1f} | {alloc} | {smi} | {ratio('fp32')} | {ratio('tf32')} | {ratio('amp-bf16')} |"
             )
     return lines
 
@@ -83,20 +84,21 @@ def fmnist_table(fm):
         "resnet20, the first 12,000 training images and all 10,000 test images, 3 epochs, batch 128, "
         "SGD 0.1 momentum 0.9, wd 5e-4, cosine, 2-px crop + flip, seed 0, LibTorch backend.",
         "",
-        "| precision | epoch | train loss | test top-1 % | images/s |",
+        "| precision (bn-: PyTorch's BatchNorm backward too) | epoch | train loss | test top-1 % | images/s |",
         "|---|---:|---:|---:|---:|",
     ]
     last = {}
     for case, rows in sorted(fm.items()):
-        p = case.split("-")[-1]
+        p = case.split("libtorch-")[-1]
         for r in rows:
             lines.append(
                 f"| {p} | {r['epoch']} | {r['train_loss']:.4f} | {100 * r['test_top1']:.2f} | "
                 f"{r['images_per_sec']:.1f} |"
             )
         last[p] = 100 * rows[-1]["test_top1"]
-    if "f32" in last and "bf16" in last:
-        lines += ["", f"Final test top-1: bf16 - f32 = {last['bf16'] - last['f32']:+.2f} points."]
+    for a, b in (("bf16", "f32"), ("bn-bf16", "bn-f32"), ("bn-f32", "f32")):
+        if a in last and b in last:
+            lines += ["", f"Final test top-1: {a} - {b} = {last[a] - last[b]:+.2f} points."]
     return lines
 
 
@@ -115,7 +117,9 @@ def main():
         "images/s is the median over 20 timed iterations after 5 warm-up ones, each iteration ending "
         "in a device synchronisation. Training: forward, cross-entropy, backward, SGD momentum step. "
         "cnnzoo's bf16 / f16 are mixed precision: convolutions in the low type, weights, BatchNorm, "
-        "optimizer and loss in f32 (f16 with dynamic loss scaling). PyTorch fp32 has TF32 off; AMP "
+        "optimizer and loss in f32 (f16 with dynamic loss scaling). cnnzoo's f32 on LibTorch runs its "
+        "convolutions through cuDNN with LibTorch's default, TF32 on, so its like is PyTorch's tf32 "
+        "row. PyTorch fp32 has TF32 off; AMP "
         "is autocast with channels_last, as timm's benchmark runs it. Peak memory: PyTorch's "
         "allocator peak (`max_memory_allocated`); for cnnzoo the GPU memory nvidia-smi showed in "
         "use while the case ran (the whole process: CUDA context and cached blocks included, so it "

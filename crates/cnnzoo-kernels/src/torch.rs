@@ -5,7 +5,12 @@
 //! activations. Here the forward is `native_batch_norm` (one statistics pass and one
 //! normalisation pass, cuDNN's where it applies) and, on CUDA, the backward is the pair of
 //! kernels PyTorch's own autograd and `SyncBatchNorm` use (`batch_norm_backward_reduce`, then
-//! `batch_norm_backward_elemt`). `CNNZOO_TORCH_BN=burn` turns this off (Burn's composition).
+//! `batch_norm_backward_elemt`).
+//!
+//! `CNNZOO_TORCH_BN` chooses: `forward` (the default) runs PyTorch's forward and evaluation
+//! with Burn's composed backward; `native` adds PyTorch's backward pair, which has not yet run
+//! to a checked training result on a GPU (see results/gpu.md) and so is opt-in; `burn` is
+//! Burn's composition throughout.
 
 // Burn 0.22 deprecates its LibTorch backend in favour of CubeCL's, but it is the cuDNN route.
 #![allow(deprecated)]
@@ -21,10 +26,30 @@ use crate::backend::ConvKernels;
 /// LibTorch's float tensor (`burn_tch::TchTensor`).
 type TchFloat = <LibTorch as BackendTypes>::FloatTensorPrimitive;
 
-/// Whether BatchNorm on LibTorch devices runs PyTorch's kernels (unless `CNNZOO_TORCH_BN=burn`).
+/// How much of BatchNorm on LibTorch devices runs PyTorch's kernels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TorchBatchNorm {
+    /// Burn's composition forward and backward (`CNNZOO_TORCH_BN=burn`).
+    Burn,
+    /// PyTorch's forward and evaluation, Burn's backward (the default).
+    Forward,
+    /// PyTorch's forward, evaluation and (on CUDA) backward (`CNNZOO_TORCH_BN=native`).
+    Native,
+}
+
+/// The BatchNorm mode from `CNNZOO_TORCH_BN` (read once).
+pub fn batch_norm_mode() -> TorchBatchNorm {
+    static MODE: OnceLock<TorchBatchNorm> = OnceLock::new();
+    *MODE.get_or_init(|| match std::env::var("CNNZOO_TORCH_BN").as_deref() {
+        Ok("burn") => TorchBatchNorm::Burn,
+        Ok("native") => TorchBatchNorm::Native,
+        _ => TorchBatchNorm::Forward,
+    })
+}
+
+/// Whether BatchNorm on LibTorch devices goes through this module at all.
 pub fn native_batch_norm() -> bool {
-    static NATIVE: OnceLock<bool> = OnceLock::new();
-    *NATIVE.get_or_init(|| std::env::var("CNNZOO_TORCH_BN").as_deref() != Ok("burn"))
+    batch_norm_mode() != TorchBatchNorm::Burn
 }
 
 fn wrap(t: Torch) -> FloatTensor<LibTorch> {
@@ -69,8 +94,8 @@ impl ConvKernels for LibTorch {
         relu: bool,
         grad: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        if !on_cuda_f32(&x.tensor) {
-            // PyTorch's backward pair is CUDA-only: Burn's composition elsewhere.
+        if batch_norm_mode() != TorchBatchNorm::Native || !on_cuda_f32(&x.tensor) {
+            // PyTorch's backward pair is CUDA-only and opt-in: Burn's composition otherwise.
             return crate::backend::burn_batch_norm_train_backward::<Self>(
                 x, gamma, beta, mean, variance, epsilon, relu, grad,
             );
@@ -81,7 +106,8 @@ impl ConvKernels for LibTorch {
             // The ReLU's mask from the recomputed pre-activation.
             let pre =
                 xt.batch_norm_elemt(Some(gt), Some(&beta.tensor), &mean.tensor, &invstd, epsilon);
-            grad.tensor.threshold_backward(&pre, 0.0)
+            // tch's receiver is the forward input, its argument the incoming gradient.
+            pre.threshold_backward(&grad.tensor, 0.0)
         } else {
             grad.tensor
         };
