@@ -116,6 +116,14 @@ impl TrainConfig {
         }
     }
 
+    /// Settings that say only which data (batch 1, no model): for opening a data set outside a
+    /// training run, e.g. to time the loader or to see whether files are missing.
+    pub fn data_only(dataset: &str, data_dir: PathBuf) -> Self {
+        let mut c = TrainConfig::new("", dataset, data_dir, PathBuf::new());
+        c.batch_size = 1;
+        c
+    }
+
     /// Applies a named recipe. `resnet-cifar`: the ResNet paper's CIFAR recipe (SGD 0.1,
     /// momentum 0.9, wd 1e-4, batch 128, lr / 10 at 50% and 75% of training, 4-px crop + flip).
     pub fn apply_recipe(&mut self, name: &str) -> Result<(), String> {

@@ -48,7 +48,7 @@ pub struct Args {
 
 /// Runs `cnnzoo bench`.
 pub fn run(args: Args, device: &Device) -> Result<String> {
-    super::train::set_threads(args.threads)?;
+    super::common::set_threads(args.threads)?;
     let mut config = BenchConfig::new(&args.model, args.mode, args.batch);
     config.input = args.input.as_deref().map(parse_shape).transpose()?;
     config.classes = args.classes;

@@ -31,42 +31,10 @@ struct DownloadArgs {
     dir: PathBuf,
 }
 
-/// Downloads a data set with a progress bar per file.
-pub fn download(name: &str, dir: &std::path::Path) -> Result<()> {
-    use indicatif::{ProgressBar, ProgressStyle};
-    let style = ProgressStyle::with_template(
-        "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-    )?
-    .progress_chars("=> ");
-    let mut bar: Option<(String, ProgressBar)> = None;
-    cnnzoo_data::download::download(name, dir, |file, got, total| {
-        if bar.as_ref().is_none_or(|(f, _)| f != file) {
-            if let Some((_, b)) = bar.take() {
-                b.finish();
-            }
-            let b = ProgressBar::new(total)
-                .with_style(style.clone())
-                .with_message(file.to_string());
-            bar = Some((file.to_string(), b));
-        }
-        if let Some((_, b)) = &bar {
-            b.set_position(got);
-        }
-    })?;
-    if let Some((_, b)) = bar {
-        b.finish();
-    }
-    Ok(())
-}
-
 #[derive(clap::Args, Debug)]
 struct BenchArgs {
-    /// fashion-mnist, mnist, cifar10, cifar100 or folder:PATH.
-    #[arg(long)]
-    dataset: String,
-    /// Folder holding the data set's files.
-    #[arg(long, default_value = "data")]
-    data_dir: PathBuf,
+    #[command(flatten)]
+    data: super::DataArgs,
     /// Batch size.
     #[arg(long, default_value_t = 128)]
     batch_size: usize,
@@ -82,7 +50,7 @@ struct BenchArgs {
 pub fn run(args: Args) -> Result<String> {
     match args.command {
         DataCommand::Download(a) => {
-            download(&a.name, &a.dir)?;
+            super::common::download(&a.name, &a.dir)?;
             Ok(format!(
                 "{} is in {} (use --data-dir {})\n",
                 a.name,
@@ -91,8 +59,9 @@ pub fn run(args: Args) -> Result<String> {
             ))
         }
         DataCommand::Bench(a) => {
-            super::train::set_threads(a.threads)?;
-            let mut config = TrainConfig::new("resnet20", &a.dataset, a.data_dir, PathBuf::new());
+            super::common::set_threads(a.threads)?;
+            a.data.ensure()?;
+            let mut config = TrainConfig::data_only(&a.data.dataset, a.data.data_dir.clone());
             config.batch_size = a.batch_size;
             let pair = data::open(&config)?;
             let start = Instant::now();
@@ -105,7 +74,7 @@ pub fn run(args: Args) -> Result<String> {
             let secs = start.elapsed().as_secs_f64();
             Ok(format!(
                 "{}: {images} training images (augmented, batch {}) in {secs:.2} s: {:.0} images/s\n",
-                a.dataset,
+                a.data.dataset,
                 a.batch_size,
                 images as f64 / secs
             ))

@@ -48,7 +48,7 @@ pub struct Args {
 
 /// Runs `cnnzoo experiment`; Ctrl-C checkpoints the arm in progress, a rerun continues.
 pub fn run(args: Args, device: &Device) -> Result<String> {
-    super::train::set_threads(args.threads)?;
+    super::common::set_threads(args.threads)?;
     args.data.ensure()?;
     let out = args
         .out
@@ -64,7 +64,7 @@ pub fn run(args: Args, device: &Device) -> Result<String> {
     recipe.seed = args.seed;
     recipe.validate().map_err(anyhow::Error::msg)?;
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
-    let stop = super::train::stop_on_ctrl_c()?;
+    let stop = super::common::stop_on_ctrl_c()?;
     let Some(results) = run_experiment(args.experiment, &recipe, &out, device, &stop)? else {
         bail!(
             "interrupted; the arm in progress wrote a checkpoint. Run the same command again to continue."

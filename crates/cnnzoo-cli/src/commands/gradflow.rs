@@ -84,7 +84,7 @@ fn fmt_ratio(r: f64) -> String {
 
 /// Runs `cnnzoo gradflow`.
 pub fn run(args: Args, device: &Device) -> Result<String> {
-    super::train::set_threads(args.threads)?;
+    super::common::set_threads(args.threads)?;
     let arms = args.arms()?;
     if args.batch_size == 0 {
         bail!("--batch-size must be at least 1");

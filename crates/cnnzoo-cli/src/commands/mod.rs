@@ -1,6 +1,7 @@
 //! One file per subcommand; each parses its arguments and calls the library.
 
 pub mod bench;
+pub mod common;
 pub mod data;
 pub mod design;
 pub mod eval;
@@ -15,35 +16,11 @@ pub mod summary;
 pub mod train;
 pub mod weights;
 
+pub use common::DataArgs;
+
 use anyhow::{Context, Result};
 use burn::tensor::Device;
 use cnnzoo_models::{Model, ModelOptions, ModelSpec, Summary, registry};
-
-/// Which data set and where (flattened into the commands that read one).
-#[derive(clap::Args, Debug, Clone)]
-pub struct DataArgs {
-    /// fashion-mnist, mnist, cifar10, cifar100 or folder:PATH (PATH/train and PATH/val).
-    #[arg(long)]
-    pub dataset: String,
-    /// Folder holding the data set's files (official names).
-    #[arg(long, default_value = "data")]
-    pub data_dir: std::path::PathBuf,
-    /// Fetch the data set into --data-dir first if its files are missing (never otherwise).
-    #[arg(long)]
-    pub download: bool,
-}
-
-impl DataArgs {
-    /// Fetches the data set first when `--download` asks for it and files are missing.
-    pub fn ensure(&self) -> Result<()> {
-        train::ensure_data(&self.dataset, &self.data_dir, self.download)
-    }
-
-    /// A training configuration of `model` on this data set, writing to `out`.
-    pub fn train_config(&self, model: &str, out: std::path::PathBuf) -> cnnzoo_train::TrainConfig {
-        cnnzoo_train::TrainConfig::new(model, &self.dataset, self.data_dir.clone(), out)
-    }
-}
 
 /// A model built from the registry, with its spec and the input it will be summarised for.
 pub struct Built {

@@ -1,10 +1,8 @@
 //! `cnnzoo train`: a training run with progress bar, metrics, curves and checkpoints.
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use burn::tensor::Device;
 use cnnzoo_train::{OptimizerKind, Precision, ScheduleKind, TrainConfig, train};
 
@@ -16,12 +14,8 @@ pub struct Args {
     model: String,
     #[command(flatten)]
     design: super::design::DesignFlags,
-    /// fashion-mnist, mnist, cifar10, cifar100 or folder:PATH (PATH/train and PATH/val).
-    #[arg(long)]
-    dataset: String,
-    /// Folder holding the data set's files (official names).
-    #[arg(long, default_value = "data")]
-    data_dir: PathBuf,
+    #[command(flatten)]
+    data: super::DataArgs,
     /// Run folder: checkpoints, metrics.jsonl, curves.png.
     #[arg(long)]
     out: PathBuf,
@@ -34,9 +28,9 @@ pub struct Args {
     /// Batch size.
     #[arg(long)]
     batch_size: Option<usize>,
-    /// sgd or adamw.
-    #[arg(long)]
-    optimizer: Option<String>,
+    /// The optimiser.
+    #[arg(long, value_enum)]
+    optimizer: Option<OptimizerName>,
     /// Peak learning rate.
     #[arg(long)]
     lr: Option<f64>,
@@ -52,9 +46,9 @@ pub struct Args {
     /// No weight decay on BatchNorm parameters and biases.
     #[arg(long)]
     no_bn_decay: bool,
-    /// constant, multistep or cosine.
-    #[arg(long)]
-    schedule: Option<String>,
+    /// The learning-rate schedule (multistep: / 10 at 50% and 75%, or at --milestones).
+    #[arg(long, value_enum)]
+    schedule: Option<ScheduleName>,
     /// Multistep milestones as fractions of training, comma separated.
     #[arg(long, value_delimiter = ',')]
     milestones: Option<Vec<f64>>,
@@ -88,9 +82,6 @@ pub struct Args {
     /// Continue the run in --out from its last checkpoint.
     #[arg(long)]
     resume: bool,
-    /// Fetch the data set into --data-dir first if its files are missing (never otherwise).
-    #[arg(long)]
-    download: bool,
     /// Start from these weights (timm / torchvision state dict or a cnnzoo model.bpk).
     #[arg(long)]
     weights: Option<PathBuf>,
@@ -103,39 +94,28 @@ pub struct Args {
     precision: Precision,
 }
 
-/// With `--download`, fetches a known data set whose files are missing from `dir`.
-pub fn ensure_data(dataset: &str, dir: &std::path::Path, download: bool) -> Result<()> {
-    let name = dataset.to_ascii_lowercase();
-    if !download || cnnzoo_data::download::resources(&name).is_err() {
-        return Ok(());
-    }
-    let mut probe = TrainConfig::new("resnet20", &name, dir.to_path_buf(), PathBuf::new());
-    probe.batch_size = 1;
-    match cnnzoo_train::data::open(&probe) {
-        Err(cnnzoo_train::TrainError::Data(cnnzoo_data::DataError::Missing { .. })) => {
-            eprintln!("{name}: files missing in {}, downloading", dir.display());
-            super::data::download(&name, dir)
-        }
-        _ => Ok(()),
-    }
+/// `--optimizer`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum OptimizerName {
+    /// SGD with momentum (Nesterov with --nesterov).
+    Sgd,
+    /// AdamW (decoupled weight decay).
+    Adamw,
 }
 
-/// Sets the size of the thread pool the CPU backend and the loader share.
-pub fn set_threads(threads: Option<usize>) -> Result<()> {
-    if let Some(t) = threads {
-        if t == 0 {
-            bail!("--threads must be at least 1");
-        }
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(t)
-            .build_global()
-            .context("cannot size the thread pool")?;
-    }
-    Ok(())
+/// `--schedule`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum ScheduleName {
+    /// The same rate throughout.
+    Constant,
+    /// Divided by 10 at each milestone.
+    Multistep,
+    /// Cosine decay to zero.
+    Cosine,
 }
 
 fn config(a: &Args) -> Result<TrainConfig> {
-    let mut c = TrainConfig::new(&a.model, &a.dataset, a.data_dir.clone(), a.out.clone());
+    let mut c = a.data.train_config(&a.model, a.out.clone());
     c.overrides = a.design.overrides();
     if let Some(r) = &a.recipe {
         c.apply_recipe(r).map_err(anyhow::Error::msg)?;
@@ -150,8 +130,8 @@ fn config(a: &Args) -> Result<TrainConfig> {
         OptimizerKind::Sgd { momentum, .. } => *momentum,
         _ => 0.9,
     };
-    match a.optimizer.as_deref() {
-        None | Some("sgd") => {
+    match a.optimizer {
+        None | Some(OptimizerName::Sgd) => {
             if a.optimizer.is_some() || a.momentum.is_some() || a.nesterov {
                 c.optimizer = OptimizerKind::Sgd {
                     momentum: a.momentum.unwrap_or(momentum),
@@ -159,13 +139,12 @@ fn config(a: &Args) -> Result<TrainConfig> {
                 };
             }
         }
-        Some("adamw") => {
+        Some(OptimizerName::Adamw) => {
             c.optimizer = OptimizerKind::AdamW {
                 beta1: 0.9,
                 beta2: 0.999,
             }
         }
-        Some(other) => bail!("unknown optimizer '{other}' (expected sgd or adamw)"),
     }
     if let Some(v) = a.lr {
         c.lr = v;
@@ -174,17 +153,16 @@ fn config(a: &Args) -> Result<TrainConfig> {
         c.weight_decay = v;
     }
     c.no_bn_decay |= a.no_bn_decay;
-    match a.schedule.as_deref() {
+    match a.schedule {
         None => {}
-        Some("constant") => c.schedule = ScheduleKind::Constant,
-        Some("cosine") => c.schedule = ScheduleKind::Cosine,
-        Some("multistep") => {
+        Some(ScheduleName::Constant) => c.schedule = ScheduleKind::Constant,
+        Some(ScheduleName::Cosine) => c.schedule = ScheduleKind::Cosine,
+        Some(ScheduleName::Multistep) => {
             c.schedule = ScheduleKind::MultiStep {
                 milestones: vec![0.5, 0.75],
                 gamma: 0.1,
             }
         }
-        Some(other) => bail!("unknown schedule '{other}' (expected constant, multistep or cosine)"),
     }
     if let Some(m) = &a.milestones {
         match &mut c.schedule {
@@ -221,30 +199,12 @@ fn config(a: &Args) -> Result<TrainConfig> {
     Ok(c)
 }
 
-/// A flag set by the first Ctrl-C (training finishes its batch and writes a checkpoint); the
-/// second exits at once.
-pub fn stop_on_ctrl_c() -> Result<Arc<AtomicBool>> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    ctrlc::set_handler(move || {
-        if flag.swap(true, Ordering::SeqCst) {
-            eprintln!("\nsecond interrupt: exiting without a checkpoint");
-            std::process::exit(130);
-        }
-        eprintln!(
-            "\ninterrupt: finishing the batch and writing a checkpoint (Ctrl-C again to quit now)"
-        );
-    })
-    .context("cannot install the Ctrl-C handler")?;
-    Ok(stop)
-}
-
 /// Runs `cnnzoo train`; Ctrl-C finishes the batch, writes a checkpoint and exits.
 pub fn run(args: Args, device: &Device) -> Result<String> {
-    set_threads(args.threads)?;
-    ensure_data(&args.dataset, &args.data_dir, args.download)?;
+    super::common::set_threads(args.threads)?;
+    args.data.ensure()?;
     let config = config(&args)?;
-    let stop = stop_on_ctrl_c()?;
+    let stop = super::common::stop_on_ctrl_c()?;
     let outcome = train(&config, device, &stop, args.resume)?;
     let out = config.out.display();
     Ok(match (outcome.interrupted, outcome.history.last()) {

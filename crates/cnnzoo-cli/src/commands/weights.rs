@@ -162,7 +162,7 @@ impl EvalArgs {
     /// Sizes the thread pool, opens the data (test split limited to `--subset`), builds the
     /// model the weights need and loads them.
     pub fn prepare(&self, device: &burn::tensor::Device) -> Result<Evaluation> {
-        super::train::set_threads(self.threads)?;
+        super::common::set_threads(self.threads)?;
         if self.batch_size == 0 {
             bail!("--batch-size must be at least 1");
         }

@@ -1,5 +1,6 @@
-//! `--precision` through the binary: the CPU refuses half precision with a reason (its kernels
-//! are f32), a misspelt precision names the choices, and f32 still runs.
+//! Training and benchmark options through the binary: the CPU refuses half precision with a
+//! reason (its kernels are f32), a misspelt precision, optimizer or schedule names the choices,
+//! and f32 still runs.
 
 mod common;
 
@@ -73,4 +74,27 @@ fn training_refuses_half_precision_on_the_cpu_before_touching_the_run_folder() {
     assert!(!ok);
     assert!(err.contains("needs a GPU device"), "{err}");
     assert!(!out.join("last").exists());
+}
+
+#[test]
+fn optimizer_and_schedule_names_are_checked_by_the_parser() {
+    let base = [
+        "train",
+        "--model",
+        "resnet20",
+        "--dataset",
+        "fashion-mnist",
+        "--out",
+        "/nonexistent",
+    ];
+    for (flag, bad, choices) in [
+        ("--optimizer", "adam", "sgd, adamw"),
+        ("--schedule", "linear", "constant, multistep, cosine"),
+    ] {
+        let mut args = base.to_vec();
+        args.extend([flag, bad]);
+        let (ok, _, err) = cnnzoo(&args);
+        assert!(!ok, "{flag} {bad} was accepted");
+        assert!(err.contains(bad) && err.contains(choices), "{err}");
+    }
 }
