@@ -26,8 +26,8 @@ pub struct RunState {
     pub batch: usize,
     /// Optimiser steps taken (the schedule's position).
     pub step: usize,
-    /// Sums of the epoch in progress: loss * samples, correct, samples, seconds.
-    pub partial: [f64; 4],
+    /// Sums of the epoch in progress.
+    pub partial: EpochSums,
     /// Metrics of finished epochs.
     pub history: Vec<EpochMetrics>,
     /// Best test top-1 so far.
@@ -37,6 +37,78 @@ pub struct RunState {
     /// f16 training's loss scaler, where it stands (absent in other precisions).
     #[serde(default)]
     pub loss_scaler: Option<crate::precision::LossScaler>,
+}
+
+/// The running sums of an epoch in progress, from which its training metrics come.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(from = "SumsRepr")]
+pub struct EpochSums {
+    /// Loss times samples, summed over the batches.
+    pub loss_sum: f64,
+    /// Correctly classified samples.
+    pub correct: f64,
+    /// Samples seen.
+    pub seen: f64,
+    /// Seconds spent in training steps.
+    pub seconds: f64,
+}
+
+impl EpochSums {
+    /// Adds one batch: its mean loss, correct count, size and step time.
+    pub fn add(&mut self, loss: f64, correct: usize, samples: usize, seconds: f64) {
+        self.loss_sum += loss * samples as f64;
+        self.correct += correct as f64;
+        self.seen += samples as f64;
+        self.seconds += seconds;
+    }
+
+    /// Mean loss per sample so far.
+    pub fn loss(&self) -> f64 {
+        self.loss_sum / self.seen.max(1.0)
+    }
+
+    /// Accuracy so far.
+    pub fn accuracy(&self) -> f64 {
+        self.correct / self.seen.max(1.0)
+    }
+
+    /// Training images per second so far.
+    pub fn images_per_sec(&self) -> f64 {
+        self.seen / self.seconds.max(1e-9)
+    }
+}
+
+/// Checkpoints before the sums had names stored them as `[loss_sum, correct, seen, seconds]`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum SumsRepr {
+    Named {
+        loss_sum: f64,
+        correct: f64,
+        seen: f64,
+        seconds: f64,
+    },
+    Array([f64; 4]),
+}
+
+impl From<SumsRepr> for EpochSums {
+    fn from(r: SumsRepr) -> Self {
+        let (loss_sum, correct, seen, seconds) = match r {
+            SumsRepr::Named {
+                loss_sum,
+                correct,
+                seen,
+                seconds,
+            } => (loss_sum, correct, seen, seconds),
+            SumsRepr::Array([a, b, c, d]) => (a, b, c, d),
+        };
+        EpochSums {
+            loss_sum,
+            correct,
+            seen,
+            seconds,
+        }
+    }
 }
 
 /// Writes `bytes` to `path` through a temporary file and a rename.
@@ -93,4 +165,29 @@ pub fn write_state(dir: &Path, state: &RunState) -> Result<(), TrainError> {
     let path = dir.join("state.json");
     let text = serde_json::to_string_pretty(state).map_err(|e| TrainError::file(&path, e))?;
     std::fs::write(&path, text).map_err(|e| TrainError::file(&path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EpochSums;
+
+    #[test]
+    fn epoch_sums_read_named_and_the_older_array_form() {
+        let sums = EpochSums {
+            loss_sum: 12.5,
+            correct: 7.0,
+            seen: 10.0,
+            seconds: 2.0,
+        };
+        let json = serde_json::to_string(&sums).unwrap();
+        assert!(json.contains("\"loss_sum\":12.5"), "{json}");
+        assert_eq!(serde_json::from_str::<EpochSums>(&json).unwrap(), sums);
+        let old: EpochSums = serde_json::from_str("[12.5, 7.0, 10.0, 2.0]").unwrap();
+        assert_eq!(old, sums);
+        assert_eq!(
+            (sums.loss(), sums.accuracy(), sums.images_per_sec()),
+            (1.25, 0.7, 5.0)
+        );
+        assert!(serde_json::from_str::<EpochSums>("[1.0, 2.0]").is_err());
+    }
 }

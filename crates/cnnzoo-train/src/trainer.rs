@@ -14,7 +14,7 @@ use burn::tensor::Device;
 use cnnzoo_models::{ModelOptions, create_with};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::checkpoint::{RunState, find_last, read_state, replace_dir, write_state};
+use crate::checkpoint::{EpochSums, RunState, find_last, read_state, replace_dir, write_state};
 use crate::config::{OptimizerKind, TrainConfig};
 use crate::data::open;
 use crate::error::TrainError;
@@ -226,7 +226,7 @@ pub fn train(
             epoch: 0,
             batch: 0,
             step: 0,
-            partial: [0.0; 4],
+            partial: EpochSums::default(),
             history: Vec::new(),
             best_top1: 0.0,
             classes: data.classes.clone(),
@@ -332,16 +332,18 @@ pub fn train(
             model = step(model, &mut optim, lr, loss, state.loss_scaler.as_mut());
             state.step += 1;
             state.batch = b + 1;
-            state.partial[0] += loss_value as f64 * n as f64;
-            state.partial[1] += correct as f64;
-            state.partial[2] += n as f64;
-            state.partial[3] += step_start.elapsed().as_secs_f64();
+            state.partial.add(
+                loss_value as f64,
+                correct,
+                n,
+                step_start.elapsed().as_secs_f64(),
+            );
             bar.set_position(state.batch as u64);
             bar.set_message(format!(
                 "loss {:.4} acc {:.2}% {:.0} img/s",
-                state.partial[0] / state.partial[2],
-                100.0 * state.partial[1] / state.partial[2],
-                state.partial[2] / state.partial[3].max(1e-9)
+                state.partial.loss(),
+                100.0 * state.partial.accuracy(),
+                state.partial.images_per_sec()
             ));
             if stop.load(Ordering::SeqCst) && state.batch < batches {
                 bar.abandon_with_message("interrupted");
@@ -354,16 +356,16 @@ pub fn train(
         }
         bar.finish_and_clear();
         let report = evaluate(&model, &data.test, &data.classes, device)?;
-        let [loss_sum, correct, seen, seconds] = state.partial;
+        let sums = state.partial;
         let metrics = EpochMetrics {
             epoch: epoch + 1,
             lr,
-            train_loss: loss_sum / seen.max(1.0),
-            train_acc: correct / seen.max(1.0),
+            train_loss: sums.loss(),
+            train_acc: sums.accuracy(),
             test_loss: report.loss,
             test_top1: report.top1,
             test_top5: report.top5,
-            images_per_sec: seen / seconds.max(1e-9),
+            images_per_sec: sums.images_per_sec(),
             wall_time_s: epoch_start.elapsed().as_secs_f64(),
         };
         eprintln!(
@@ -380,7 +382,7 @@ pub fn train(
         state.history.push(metrics.clone());
         state.epoch += 1;
         state.batch = 0;
-        state.partial = [0.0; 4];
+        state.partial = EpochSums::default();
         let improved = metrics.test_top1 > state.best_top1 || state.history.len() == 1;
         if improved {
             state.best_top1 = metrics.test_top1;
