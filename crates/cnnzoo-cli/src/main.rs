@@ -43,7 +43,7 @@ enum Command {
     Bench(commands::bench::Args),
     /// Per-layer gradient norms and activation statistics of network designs (vanishing gradients).
     Gradflow(commands::gradflow::Args),
-    /// Train the arms of an experiment of the notes (degradation, shortcuts, se) and report.
+    /// Train the arms of a design experiment (degradation, shortcuts, se) and report.
     Experiment(commands::experiment::Args),
     /// Mean SE excitation per channel and class of trained weights (the SE paper's Figure 6).
     SeStats(commands::se_stats::Args),

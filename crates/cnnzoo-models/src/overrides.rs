@@ -1,6 +1,6 @@
-//! Design changes applied on top of a registered residual network: the ablations of the notes
-//! (activation, normalisation, shortcut option, SE ratio and position) without a registry
-//! entry per combination.
+//! Design changes applied on top of a registered residual network: the ablations of the ResNet
+//! and SE papers (activation, normalisation, shortcut option, SE ratio and position) without a
+//! registry entry per combination.
 
 use serde::{Deserialize, Serialize};
 

@@ -1,4 +1,5 @@
-//! The experiments of the notes, one call each: several arms trained with one recipe, each in
+//! The ResNet and SE papers' design experiments (degradation of plain nets, shortcut options,
+//! SE ratio and position), one call each: several arms trained with one recipe, each in
 //! its own run folder (resumable), then one chart and a markdown report stating the outcome.
 
 use std::path::{Path, PathBuf};

@@ -1,8 +1,8 @@
 //! Gradient flow through a residual (or plain) network: per conv unit, in depth order, the L2
 //! norm of the weight gradient, of the gradient with respect to the unit's output, and the
 //! output's mean and standard deviation, at initialisation and after some training steps.
-//! This is how the vanishing-gradient story of the notes (sigmoid, no BatchNorm, no shortcuts)
-//! becomes a measurement.
+//! This turns the vanishing-gradient argument (with sigmoid, no BatchNorm and no shortcuts the
+//! gradient shrinks layer by layer on its way to the input) into a measurement.
 
 use std::io::Write;
 use std::path::Path;

@@ -1,5 +1,6 @@
-//! `cnnzoo experiment`: the experiments of the notes (degradation, shortcut options, SE), each
-//! arm in its own resumable run folder, then a chart and a markdown report of the outcome.
+//! `cnnzoo experiment`: the papers' design experiments (plain vs residual depth, shortcut
+//! options A/B/C, SE ratio and position), each arm in its own resumable run folder, then a
+//! chart and a markdown report of the outcome.
 
 use std::path::PathBuf;
 
