@@ -4,23 +4,20 @@
 
 #![warn(missing_docs)]
 
-pub mod arm;
+pub mod analysis;
 pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod error;
 pub mod evaluate;
-pub mod experiment;
-pub mod gradflow;
 pub mod metrics;
 pub mod plot;
 pub mod precision;
 pub mod schedule;
-pub mod se_stats;
 pub mod trainer;
 
-pub use arm::Arm;
+pub use analysis::arm::Arm;
 pub use cnnzoo_kernels::Precision;
 pub use config::{OptimizerKind, ScheduleKind, TrainConfig};
 pub use error::TrainError;

@@ -20,7 +20,7 @@ fn font() {
 }
 
 /// Points of one curve: (epoch, value).
-type Curve = Vec<(f64, f64)>;
+pub(crate) type Curve = Vec<(f64, f64)>;
 
 fn err(path: &Path, e: impl std::fmt::Display) -> TrainError {
     TrainError::file(path, format!("cannot draw chart: {e}"))
@@ -151,7 +151,7 @@ pub fn confusion(path: &Path, matrix: &[Vec<u64>], classes: &[String]) -> Result
 }
 
 /// One labelled curve of a multi-curve panel.
-type Labelled = (String, Curve);
+pub(crate) type Labelled = (String, Curve);
 
 const PALETTE: [RGBColor; 10] = [
     RGBColor(31, 119, 180),
@@ -168,7 +168,7 @@ const PALETTE: [RGBColor; 10] = [
 
 /// Panels (up to three per row) of several labelled curves each, sharing one y range and one
 /// colour per label (each panel's x range fits its curves); each panel is (caption, y axis label, curves).
-fn panels(
+pub(crate) fn panels(
     path: &Path,
     title: &str,
     x_desc: &str,
@@ -235,126 +235,4 @@ fn panels(
             .map_err(|e| err(path, e))?;
     }
     root.present().map_err(|e| err(path, e))
-}
-
-/// Gradient flow: log10 of each conv unit's weight-gradient norm against its depth, one curve
-/// per arm; left at initialisation, right after the training steps.
-pub fn gradflow(
-    path: &Path,
-    reports: &[crate::gradflow::GradflowReport],
-    title: &str,
-) -> Result<(), TrainError> {
-    // Zero gradients (complete underflow) have no logarithm and are left out of the curve.
-    let curves = |snapshot: usize| -> Vec<Labelled> {
-        reports
-            .iter()
-            .map(|r| {
-                let points = r
-                    .snapshots
-                    .get(snapshot)
-                    .map(|s| {
-                        s.layers
-                            .iter()
-                            .filter(|l| l.weight_grad_norm > 0.0 && l.weight_grad_norm.is_finite())
-                            .map(|l| (l.index as f64, l.weight_grad_norm.log10()))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                (r.arm.label(), points)
-            })
-            .collect()
-    };
-    let steps = reports
-        .iter()
-        .find_map(|r| r.snapshots.get(1).map(|s| s.step))
-        .unwrap_or(0);
-    panels(
-        path,
-        title,
-        "conv unit (depth order, 0 = stem)",
-        &[
-            ("at initialisation".into(), "log10 |dL/dW|", curves(0)),
-            (
-                format!("after {steps} training steps"),
-                "log10 |dL/dW|",
-                curves(1),
-            ),
-        ],
-    )
-}
-
-/// An experiment's arms: training error (left) and test error (right) per epoch.
-pub fn experiment(
-    path: &Path,
-    results: &[crate::experiment::ArmResult],
-    title: &str,
-) -> Result<(), TrainError> {
-    let curves = |f: fn(&EpochMetrics) -> f64| -> Vec<Labelled> {
-        results
-            .iter()
-            .map(|r| {
-                let points = r
-                    .history
-                    .iter()
-                    .map(|m| (m.epoch as f64, 100.0 * (1.0 - f(m))))
-                    .collect();
-                (r.arm.label(), points)
-            })
-            .collect()
-    };
-    panels(
-        path,
-        title,
-        "epoch",
-        &[
-            (
-                "training error (augmented, train mode)".into(),
-                "error (%)",
-                curves(|m| m.train_acc),
-            ),
-            ("test error".into(), "error (%)", curves(|m| m.test_top1)),
-        ],
-    )
-}
-
-/// Mean excitation per channel, one curve per class, for up to six SE blocks spread over the
-/// depth (the SE paper's Figure 6).
-pub fn se_stats(
-    path: &Path,
-    stats: &crate::se_stats::SeStats,
-    title: &str,
-) -> Result<(), TrainError> {
-    let n = stats.blocks.len();
-    let picks: Vec<usize> = if n <= 6 {
-        (0..n).collect()
-    } else {
-        let mut p: Vec<usize> = (0..6).map(|i| i * (n - 1) / 5).collect();
-        p.dedup();
-        p
-    };
-    let content: Vec<(String, &str, Vec<Labelled>)> = picks
-        .into_iter()
-        .map(|b| {
-            let block = &stats.blocks[b];
-            let curves = block
-                .per_class
-                .iter()
-                .zip(&stats.classes)
-                .map(|(row, class)| {
-                    let points = row
-                        .iter()
-                        .enumerate()
-                        .map(|(c, v)| (c as f64, *v))
-                        .collect();
-                    (class.clone(), points)
-                })
-                .collect();
-            (
-                format!("{} (class spread {:.3})", block.name, block.class_spread),
-                "mean excitation",
-                curves,
-            )
-        })
-        .collect();
-    panels(path, title, "channel", &content)
 }

@@ -208,7 +208,7 @@ fn bad_settings_are_refused() {
 #[test]
 fn gradient_flow_shows_vanishing_in_a_sigmoid_plain_net_and_not_in_a_resnet() {
     use cnnzoo_train::Arm;
-    use cnnzoo_train::gradflow::{GradflowConfig, run, write_csv};
+    use cnnzoo_train::analysis::gradflow::{GradflowConfig, run, write_csv};
     let _one = serial();
     let dir = tempfile::tempdir().unwrap();
     write_data(dir.path(), 96, 16);
@@ -265,7 +265,7 @@ fn gradient_flow_shows_vanishing_in_a_sigmoid_plain_net_and_not_in_a_resnet() {
 
 #[test]
 fn an_experiment_trains_each_arm_reports_and_reads_finished_arms_back() {
-    use cnnzoo_train::experiment::{Experiment, report, run};
+    use cnnzoo_train::analysis::experiment::{Experiment, report, run};
     let _one = serial();
     let dir = tempfile::tempdir().unwrap();
     write_data(dir.path(), 48, 16);
@@ -312,7 +312,8 @@ fn an_experiment_trains_each_arm_reports_and_reads_finished_arms_back() {
 #[test]
 fn se_stats_average_each_blocks_gates_per_class() {
     use cnnzoo_models::{ModelOptions, create};
-    use cnnzoo_train::{data, se_stats};
+    use cnnzoo_train::analysis::se_stats;
+    use cnnzoo_train::data;
     let dir = tempfile::tempdir().unwrap();
     write_data(dir.path(), 16, 24);
     let mut c = config(dir.path(), &dir.path().join("out"), 1);

@@ -6,8 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
-use cnnzoo_train::experiment::{Experiment, report, run as run_experiment};
-use cnnzoo_train::plot;
+use cnnzoo_train::analysis::experiment::{Experiment, plot, report, run as run_experiment};
 
 /// Arguments of `cnnzoo experiment`.
 #[derive(clap::Args, Debug)]
@@ -72,7 +71,7 @@ pub fn run(args: Args, device: &Device) -> Result<String> {
         );
     };
     let chart = out.join("experiment.png");
-    plot::experiment(
+    plot(
         &chart,
         &results,
         &format!("{} on {}", args.experiment.name(), args.data.dataset),

@@ -5,8 +5,10 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
-use cnnzoo_train::gradflow::{ENDS, GradflowConfig, GradflowReport, run as measure, write_csv};
-use cnnzoo_train::{Arm, plot};
+use cnnzoo_train::Arm;
+use cnnzoo_train::analysis::gradflow::{
+    ENDS, GradflowConfig, GradflowReport, plot, run as measure, write_csv,
+};
 
 use super::design::DesignFlags;
 
@@ -139,7 +141,7 @@ pub fn run(args: Args, device: &Device) -> Result<String> {
             .with_context(|| format!("cannot write {}", json.display()))?;
     }
     let png = args.out.join("gradflow.png");
-    plot::gradflow(
+    plot(
         &png,
         &reports,
         &format!("weight-gradient norm per conv unit ({})", args.data.dataset),

@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result};
 use burn::tensor::Device;
-use cnnzoo_train::{plot, se_stats};
+use cnnzoo_train::analysis::se_stats;
 
 use super::weights::{EvalArgs, Evaluation};
 
@@ -23,7 +23,7 @@ pub fn run(args: Args, device: &Device) -> Result<String> {
     std::fs::write(&json, serde_json::to_string_pretty(&stats)?)
         .with_context(|| format!("cannot write {}", json.display()))?;
     let png = out.join("se_stats.png");
-    plot::se_stats(
+    se_stats::plot(
         &png,
         &stats,
         &format!(

@@ -8,11 +8,12 @@ use std::sync::atomic::AtomicBool;
 use burn::tensor::Device;
 use serde::Serialize;
 
-use crate::arm::Arm;
+use crate::analysis::arm::Arm;
 use crate::checkpoint::read_state;
 use crate::config::TrainConfig;
 use crate::error::TrainError;
 use crate::metrics::EpochMetrics;
+use crate::plot::{Labelled, panels};
 use crate::trainer::train;
 
 /// Which experiment.
@@ -330,6 +331,36 @@ pub fn report(
         "\n![training and test error per epoch]({chart})\n\nTraining error is measured on the augmented batches during each epoch (train mode), as in the ResNet paper's curves; test error after each epoch.\n"
     );
     text
+}
+
+/// An experiment's arms: training error (left) and test error (right) per epoch.
+pub fn plot(path: &Path, results: &[ArmResult], title: &str) -> Result<(), TrainError> {
+    let curves = |f: fn(&EpochMetrics) -> f64| -> Vec<Labelled> {
+        results
+            .iter()
+            .map(|r| {
+                let points = r
+                    .history
+                    .iter()
+                    .map(|m| (m.epoch as f64, 100.0 * (1.0 - f(m))))
+                    .collect();
+                (r.arm.label(), points)
+            })
+            .collect()
+    };
+    panels(
+        path,
+        title,
+        "epoch",
+        &[
+            (
+                "training error (augmented, train mode)".into(),
+                "error (%)",
+                curves(|m| m.train_acc),
+            ),
+            ("test error".into(), "error (%)", curves(|m| m.test_top1)),
+        ],
+    )
 }
 
 #[cfg(test)]

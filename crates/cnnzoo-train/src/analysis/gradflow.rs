@@ -14,11 +14,12 @@ use cnnzoo_models::{Model, ModelOptions, create_with};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
-use crate::arm::Arm;
+use crate::analysis::arm::Arm;
 use crate::config::TrainConfig;
 use crate::data::open;
 use crate::error::TrainError;
 use crate::evaluate::to_tensors;
+use crate::plot::{Labelled, panels};
 use crate::trainer::{draw_weights, optimizer};
 
 /// What to measure, on which data.
@@ -263,4 +264,46 @@ pub fn write_csv(path: &Path, report: &GradflowReport) -> Result<(), TrainError>
     let mut f = std::fs::File::create(path).map_err(|e| TrainError::file(path, e))?;
     f.write_all(text.as_bytes())
         .map_err(|e| TrainError::file(path, e))
+}
+
+/// Gradient flow: log10 of each conv unit's weight-gradient norm against its depth, one curve
+/// per arm; left at initialisation, right after the training steps.
+pub fn plot(path: &Path, reports: &[GradflowReport], title: &str) -> Result<(), TrainError> {
+    // Zero gradients (complete underflow) have no logarithm and are left out of the curve.
+    let curves = |snapshot: usize| -> Vec<Labelled> {
+        reports
+            .iter()
+            .map(|r| {
+                let points = r
+                    .snapshots
+                    .get(snapshot)
+                    .map(|s| {
+                        s.layers
+                            .iter()
+                            .filter(|l| l.weight_grad_norm > 0.0 && l.weight_grad_norm.is_finite())
+                            .map(|l| (l.index as f64, l.weight_grad_norm.log10()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                (r.arm.label(), points)
+            })
+            .collect()
+    };
+    let steps = reports
+        .iter()
+        .find_map(|r| r.snapshots.get(1).map(|s| s.step))
+        .unwrap_or(0);
+    panels(
+        path,
+        title,
+        "conv unit (depth order, 0 = stem)",
+        &[
+            ("at initialisation".into(), "log10 |dL/dW|", curves(0)),
+            (
+                format!("after {steps} training steps"),
+                "log10 |dL/dW|",
+                curves(1),
+            ),
+        ],
+    )
 }

@@ -2,6 +2,8 @@
 //! the mean gate of every channel over the images of each class. Early blocks tend to excite
 //! the same channels for every class; late blocks become class-specific.
 
+use std::path::Path;
+
 use burn::tensor::Device;
 use cnnzoo_data::Loader;
 use cnnzoo_models::Model;
@@ -10,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::TrainError;
 use crate::evaluate::to_tensors;
+use crate::plot::{Labelled, panels};
 
 /// One SE block's mean excitations.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -150,6 +153,44 @@ fn class_spread(per_class: &[Vec<f64>], counts: &[u64]) -> f64 {
         })
         .sum::<f64>()
         / channels as f64
+}
+
+/// Mean excitation per channel, one curve per class, for up to six SE blocks spread over the
+/// depth (the SE paper's Figure 6).
+pub fn plot(path: &Path, stats: &SeStats, title: &str) -> Result<(), TrainError> {
+    let n = stats.blocks.len();
+    let picks: Vec<usize> = if n <= 6 {
+        (0..n).collect()
+    } else {
+        let mut p: Vec<usize> = (0..6).map(|i| i * (n - 1) / 5).collect();
+        p.dedup();
+        p
+    };
+    let content: Vec<(String, &str, Vec<Labelled>)> = picks
+        .into_iter()
+        .map(|b| {
+            let block = &stats.blocks[b];
+            let curves = block
+                .per_class
+                .iter()
+                .zip(&stats.classes)
+                .map(|(row, class)| {
+                    let points = row
+                        .iter()
+                        .enumerate()
+                        .map(|(c, v)| (c as f64, *v))
+                        .collect();
+                    (class.clone(), points)
+                })
+                .collect();
+            (
+                format!("{} (class spread {:.3})", block.name, block.class_spread),
+                "mean excitation",
+                curves,
+            )
+        })
+        .collect();
+    panels(path, title, "channel", &content)
 }
 
 #[cfg(test)]
