@@ -64,8 +64,6 @@ pub struct ModelSpec {
     pub family: Family,
     /// Default input `[C, H, W]`.
     pub input: FeatureShape,
-    /// Default class count.
-    pub num_classes: usize,
     /// One line saying what the model is.
     pub description: &'static str,
     build: fn() -> ModelConfig,
@@ -76,10 +74,15 @@ impl ModelSpec {
     pub fn config(&self, options: ModelOptions) -> ModelConfig {
         let mut config = (self.build)();
         config.set_io(
-            options.num_classes.unwrap_or(self.num_classes),
+            options.num_classes.unwrap_or(config.num_classes()),
             options.in_channels.unwrap_or(self.input[0]),
         );
         config
+    }
+
+    /// Default class count (the configuration's own: 1000 for ImageNet, 10 for CIFAR).
+    pub fn num_classes(&self) -> usize {
+        (self.build)().num_classes()
     }
 
     /// True for the 32x32 CIFAR-style variants.
@@ -141,12 +144,11 @@ fn cifar_densenet(depth: usize, growth: usize, bc: bool) -> DenseNetConfig {
 }
 
 macro_rules! entry {
-    ($name:literal, $family:ident, $input:expr, $classes:literal, $desc:literal, $build:expr) => {
+    ($name:literal, $family:ident, $input:expr, $desc:literal, $build:expr) => {
         ModelSpec {
             name: $name,
             family: Family::$family,
             input: $input,
-            num_classes: $classes,
             description: $desc,
             build: || $build,
         }
@@ -161,7 +163,6 @@ pub static REGISTRY: &[ModelSpec] = &[
         "resnet18",
         ResNet,
         IMAGENET,
-        1000,
         "ResNet-18, basic blocks [2,2,2,2]",
         ModelConfig::ResNet(imagenet_resnet(Basic, [2, 2, 2, 2]))
     ),
@@ -169,7 +170,6 @@ pub static REGISTRY: &[ModelSpec] = &[
         "resnet34",
         ResNet,
         IMAGENET,
-        1000,
         "ResNet-34, basic blocks [3,4,6,3]",
         ModelConfig::ResNet(imagenet_resnet(Basic, [3, 4, 6, 3]))
     ),
@@ -177,7 +177,6 @@ pub static REGISTRY: &[ModelSpec] = &[
         "resnet50",
         ResNet,
         IMAGENET,
-        1000,
         "ResNet-50, bottlenecks [3,4,6,3]",
         ModelConfig::ResNet(imagenet_resnet(Bottleneck, [3, 4, 6, 3]))
     ),
@@ -185,7 +184,6 @@ pub static REGISTRY: &[ModelSpec] = &[
         "resnet101",
         ResNet,
         IMAGENET,
-        1000,
         "ResNet-101, bottlenecks [3,4,23,3]",
         ModelConfig::ResNet(imagenet_resnet(Bottleneck, [3, 4, 23, 3]))
     ),
@@ -193,7 +191,6 @@ pub static REGISTRY: &[ModelSpec] = &[
         "resnet152",
         ResNet,
         IMAGENET,
-        1000,
         "ResNet-152, bottlenecks [3,8,36,3]",
         ModelConfig::ResNet(imagenet_resnet(Bottleneck, [3, 8, 36, 3]))
     ),
@@ -201,7 +198,6 @@ pub static REGISTRY: &[ModelSpec] = &[
         "resnext50_32x4d",
         ResNeXt,
         IMAGENET,
-        1000,
         "ResNeXt-50, cardinality 32, width 4",
         ModelConfig::ResNet(resnext([3, 4, 6, 3], 32, 4))
     ),
@@ -209,7 +205,6 @@ pub static REGISTRY: &[ModelSpec] = &[
         "resnext101_32x4d",
         ResNeXt,
         IMAGENET,
-        1000,
         "ResNeXt-101, cardinality 32, width 4",
         ModelConfig::ResNet(resnext([3, 4, 23, 3], 32, 4))
     ),
@@ -217,7 +212,6 @@ pub static REGISTRY: &[ModelSpec] = &[
         "resnext101_32x8d",
         ResNeXt,
         IMAGENET,
-        1000,
         "ResNeXt-101, cardinality 32, width 8",
         ModelConfig::ResNet(resnext([3, 4, 23, 3], 32, 8))
     ),
@@ -225,7 +219,6 @@ pub static REGISTRY: &[ModelSpec] = &[
         "resnext101_64x4d",
         ResNeXt,
         IMAGENET,
-        1000,
         "ResNeXt-101, cardinality 64, width 4",
         ModelConfig::ResNet(resnext([3, 4, 23, 3], 64, 4))
     ),
@@ -233,7 +226,6 @@ pub static REGISTRY: &[ModelSpec] = &[
         "seresnet18",
         SeResNet,
         IMAGENET,
-        1000,
         "SE-ResNet-18 (r=16)",
         ModelConfig::ResNet(se(imagenet_resnet(Basic, [2, 2, 2, 2])))
     ),
@@ -241,7 +233,6 @@ pub static REGISTRY: &[ModelSpec] = &[
         "seresnet34",
         SeResNet,
         IMAGENET,
-        1000,
         "SE-ResNet-34 (r=16)",
         ModelConfig::ResNet(se(imagenet_resnet(Basic, [3, 4, 6, 3])))
     ),
@@ -249,7 +240,6 @@ pub static REGISTRY: &[ModelSpec] = &[
         "seresnet50",
         SeResNet,
         IMAGENET,
-        1000,
         "SE-ResNet-50 (r=16)",
         ModelConfig::ResNet(se(imagenet_resnet(Bottleneck, [3, 4, 6, 3])))
     ),
@@ -257,7 +247,6 @@ pub static REGISTRY: &[ModelSpec] = &[
         "seresnet101",
         SeResNet,
         IMAGENET,
-        1000,
         "SE-ResNet-101 (r=16)",
         ModelConfig::ResNet(se(imagenet_resnet(Bottleneck, [3, 4, 23, 3])))
     ),
@@ -265,7 +254,6 @@ pub static REGISTRY: &[ModelSpec] = &[
         "seresnet152",
         SeResNet,
         IMAGENET,
-        1000,
         "SE-ResNet-152 (r=16)",
         ModelConfig::ResNet(se(imagenet_resnet(Bottleneck, [3, 8, 36, 3])))
     ),
@@ -273,7 +261,6 @@ pub static REGISTRY: &[ModelSpec] = &[
         "seresnext50_32x4d",
         SeResNeXt,
         IMAGENET,
-        1000,
         "SE-ResNeXt-50 32x4d (r=16)",
         ModelConfig::ResNet(se(resnext([3, 4, 6, 3], 32, 4)))
     ),
@@ -281,7 +268,6 @@ pub static REGISTRY: &[ModelSpec] = &[
         "seresnext101_32x4d",
         SeResNeXt,
         IMAGENET,
-        1000,
         "SE-ResNeXt-101 32x4d (r=16)",
         ModelConfig::ResNet(se(resnext([3, 4, 23, 3], 32, 4)))
     ),
@@ -289,7 +275,6 @@ pub static REGISTRY: &[ModelSpec] = &[
         "seresnext101_32x8d",
         SeResNeXt,
         IMAGENET,
-        1000,
         "SE-ResNeXt-101 32x8d (r=16)",
         ModelConfig::ResNet(se(resnext([3, 4, 23, 3], 32, 8)))
     ),
@@ -297,7 +282,6 @@ pub static REGISTRY: &[ModelSpec] = &[
         "densenet121",
         DenseNet,
         IMAGENET,
-        1000,
         "DenseNet-BC-121, k=32",
         ModelConfig::DenseNet(imagenet_densenet(32, [6, 12, 24, 16], 64))
     ),
@@ -305,7 +289,6 @@ pub static REGISTRY: &[ModelSpec] = &[
         "densenet161",
         DenseNet,
         IMAGENET,
-        1000,
         "DenseNet-BC-161, k=48",
         ModelConfig::DenseNet(imagenet_densenet(48, [6, 12, 36, 24], 96))
     ),
@@ -313,7 +296,6 @@ pub static REGISTRY: &[ModelSpec] = &[
         "densenet169",
         DenseNet,
         IMAGENET,
-        1000,
         "DenseNet-BC-169, k=32",
         ModelConfig::DenseNet(imagenet_densenet(32, [6, 12, 32, 32], 64))
     ),
@@ -321,7 +303,6 @@ pub static REGISTRY: &[ModelSpec] = &[
         "densenet201",
         DenseNet,
         IMAGENET,
-        1000,
         "DenseNet-BC-201, k=32",
         ModelConfig::DenseNet(imagenet_densenet(32, [6, 12, 48, 32], 64))
     ),
@@ -329,7 +310,6 @@ pub static REGISTRY: &[ModelSpec] = &[
         "googlenet",
         Inception,
         IMAGENET,
-        1000,
         "GoogLeNet (Inception v1 with BN, torchvision layout)",
         ModelConfig::GoogLeNet(InceptionConfig::new(1000).with_dropout(0.2))
     ),
@@ -337,7 +317,6 @@ pub static REGISTRY: &[ModelSpec] = &[
         "inception_v3",
         Inception,
         [3, 299, 299],
-        1000,
         "Inception-v3",
         ModelConfig::InceptionV3(InceptionConfig::new(1000).with_dropout(0.5))
     ),
@@ -345,7 +324,6 @@ pub static REGISTRY: &[ModelSpec] = &[
         "resnet20",
         ResNet,
         CIFAR,
-        10,
         "CIFAR ResNet-20 (3x3 blocks, option A)",
         ModelConfig::ResNet(cifar_resnet(20))
     ),
@@ -353,7 +331,6 @@ pub static REGISTRY: &[ModelSpec] = &[
         "resnet32",
         ResNet,
         CIFAR,
-        10,
         "CIFAR ResNet-32 (option A)",
         ModelConfig::ResNet(cifar_resnet(32))
     ),
@@ -361,7 +338,6 @@ pub static REGISTRY: &[ModelSpec] = &[
         "resnet44",
         ResNet,
         CIFAR,
-        10,
         "CIFAR ResNet-44 (option A)",
         ModelConfig::ResNet(cifar_resnet(44))
     ),
@@ -369,7 +345,6 @@ pub static REGISTRY: &[ModelSpec] = &[
         "resnet56",
         ResNet,
         CIFAR,
-        10,
         "CIFAR ResNet-56 (option A)",
         ModelConfig::ResNet(cifar_resnet(56))
     ),
@@ -377,7 +352,6 @@ pub static REGISTRY: &[ModelSpec] = &[
         "resnet110",
         ResNet,
         CIFAR,
-        10,
         "CIFAR ResNet-110 (option A)",
         ModelConfig::ResNet(cifar_resnet(110))
     ),
@@ -385,7 +359,6 @@ pub static REGISTRY: &[ModelSpec] = &[
         "resnet1202",
         ResNet,
         CIFAR,
-        10,
         "CIFAR ResNet-1202 (option A)",
         ModelConfig::ResNet(cifar_resnet(1202))
     ),
@@ -393,7 +366,6 @@ pub static REGISTRY: &[ModelSpec] = &[
         "plain20",
         Plain,
         CIFAR,
-        10,
         "CIFAR plain-20 (ResNet-20 without shortcuts)",
         ModelConfig::ResNet(cifar_resnet(20).with_shortcut(ShortcutKind::None))
     ),
@@ -401,7 +373,6 @@ pub static REGISTRY: &[ModelSpec] = &[
         "plain32",
         Plain,
         CIFAR,
-        10,
         "CIFAR plain-32",
         ModelConfig::ResNet(cifar_resnet(32).with_shortcut(ShortcutKind::None))
     ),
@@ -409,7 +380,6 @@ pub static REGISTRY: &[ModelSpec] = &[
         "plain44",
         Plain,
         CIFAR,
-        10,
         "CIFAR plain-44",
         ModelConfig::ResNet(cifar_resnet(44).with_shortcut(ShortcutKind::None))
     ),
@@ -417,7 +387,6 @@ pub static REGISTRY: &[ModelSpec] = &[
         "plain56",
         Plain,
         CIFAR,
-        10,
         "CIFAR plain-56",
         ModelConfig::ResNet(cifar_resnet(56).with_shortcut(ShortcutKind::None))
     ),
@@ -425,7 +394,6 @@ pub static REGISTRY: &[ModelSpec] = &[
         "plain110",
         Plain,
         CIFAR,
-        10,
         "CIFAR plain-110",
         ModelConfig::ResNet(cifar_resnet(110).with_shortcut(ShortcutKind::None))
     ),
@@ -433,7 +401,6 @@ pub static REGISTRY: &[ModelSpec] = &[
         "seresnet20",
         SeResNet,
         CIFAR,
-        10,
         "CIFAR SE-ResNet-20 (r=16)",
         ModelConfig::ResNet(se(cifar_resnet(20)))
     ),
@@ -441,7 +408,6 @@ pub static REGISTRY: &[ModelSpec] = &[
         "seresnet56",
         SeResNet,
         CIFAR,
-        10,
         "CIFAR SE-ResNet-56 (r=16)",
         ModelConfig::ResNet(se(cifar_resnet(56)))
     ),
@@ -449,7 +415,6 @@ pub static REGISTRY: &[ModelSpec] = &[
         "seresnet110",
         SeResNet,
         CIFAR,
-        10,
         "CIFAR SE-ResNet-110 (r=16)",
         ModelConfig::ResNet(se(cifar_resnet(110)))
     ),
@@ -457,7 +422,6 @@ pub static REGISTRY: &[ModelSpec] = &[
         "resnext29_8x64d",
         ResNeXt,
         CIFAR,
-        10,
         "CIFAR ResNeXt-29, cardinality 8, width 64",
         ModelConfig::ResNet(cifar_resnext(8, 64))
     ),
@@ -465,7 +429,6 @@ pub static REGISTRY: &[ModelSpec] = &[
         "resnext29_16x64d",
         ResNeXt,
         CIFAR,
-        10,
         "CIFAR ResNeXt-29, cardinality 16, width 64",
         ModelConfig::ResNet(cifar_resnext(16, 64))
     ),
@@ -473,7 +436,6 @@ pub static REGISTRY: &[ModelSpec] = &[
         "densenet40_k12",
         DenseNet,
         CIFAR,
-        10,
         "CIFAR DenseNet-40, k=12 (no bottleneck, no compression)",
         ModelConfig::DenseNet(cifar_densenet(40, 12, false))
     ),
@@ -481,7 +443,6 @@ pub static REGISTRY: &[ModelSpec] = &[
         "densenet_bc100_k12",
         DenseNet,
         CIFAR,
-        10,
         "CIFAR DenseNet-BC-100, k=12",
         ModelConfig::DenseNet(cifar_densenet(100, 12, true))
     ),
@@ -489,7 +450,6 @@ pub static REGISTRY: &[ModelSpec] = &[
         "densenet_bc250_k24",
         DenseNet,
         CIFAR,
-        10,
         "CIFAR DenseNet-BC-250, k=24",
         ModelConfig::DenseNet(cifar_densenet(250, 24, true))
     ),
@@ -497,7 +457,6 @@ pub static REGISTRY: &[ModelSpec] = &[
         "densenet_bc190_k40",
         DenseNet,
         CIFAR,
-        10,
         "CIFAR DenseNet-BC-190, k=40",
         ModelConfig::DenseNet(cifar_densenet(190, 40, true))
     ),

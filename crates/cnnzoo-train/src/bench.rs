@@ -158,7 +158,7 @@ pub fn run(config: &BenchConfig, device: &Device) -> Result<BenchReport, TrainEr
     crate::precision::check_device(config.precision, device)?;
     cnnzoo_kernels::set_autocast(config.precision);
     let input = config.input.unwrap_or(spec.input);
-    let classes = config.classes.unwrap_or(spec.num_classes);
+    let classes = config.classes.unwrap_or(spec.num_classes());
     let model_config = create(
         &config.model,
         ModelOptions {

@@ -60,7 +60,7 @@ pub fn rows(pattern: Option<&str>, device: &Device) -> Result<Vec<Row>> {
                 params: s.params(),
                 macs: s.macs(),
                 input: spec.input,
-                num_classes: spec.num_classes,
+                num_classes: spec.num_classes(),
                 description: spec.description,
             })
         })

@@ -67,7 +67,7 @@ pub fn report(args: &Args, device: &Device) -> Result<Report> {
     Ok(Report {
         name: spec.name.to_string(),
         input,
-        num_classes: args.classes.unwrap_or(spec.num_classes),
+        num_classes: args.classes.unwrap_or(spec.num_classes()),
         params: s.params(),
         macs: s.macs(),
         layers,
