@@ -1,8 +1,6 @@
 //! `cnnzoo`: build, inspect (and, as the project grows, train and deploy) the classic
 //! convolutional networks from the command line.
 
-#![warn(missing_docs)]
-
 mod commands;
 mod device;
 mod format;

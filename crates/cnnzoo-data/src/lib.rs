@@ -4,8 +4,6 @@
 //! per-sample augmentation; batches assembled in parallel and prefetched on a background
 //! thread. No tensor framework here: batches are plain `f32` buffers in NCHW order.
 
-#![warn(missing_docs)]
-
 pub mod cifar;
 pub mod dataset;
 pub mod download;

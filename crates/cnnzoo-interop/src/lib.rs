@@ -3,8 +3,6 @@
 //! strictly by default with every difference reported at once, and writes cnnzoo models as
 //! timm-keyed `.safetensors` files.
 
-#![warn(missing_docs)]
-
 pub mod error;
 pub mod load;
 pub mod mapping;

@@ -90,11 +90,13 @@ pub fn excite(a: &[f32], w1: &[f32], b1: &[f32], w2: &[f32], b2: &[f32], s: SeSh
 pub struct SeGrads {
     /// Of the branch `a`.
     pub a: Vec<f32>,
-    /// Of fc1's weight `[R, C]` and bias `[R]`.
+    /// Of fc1's weight `[R, C]`.
     pub w1: Vec<f32>,
+    /// Of fc1's bias `[R]`.
     pub b1: Vec<f32>,
-    /// Of fc2's weight `[C, R]` and bias `[C]`.
+    /// Of fc2's weight `[C, R]`.
     pub w2: Vec<f32>,
+    /// Of fc2's bias `[C]`.
     pub b2: Vec<f32>,
     /// Of the shortcut.
     pub shortcut: Vec<f32>,

@@ -19,8 +19,6 @@
 //! # Ok::<(), cnnzoo_models::ModelError>(())
 //! ```
 
-#![warn(missing_docs)]
-
 pub mod blocks;
 pub mod error;
 pub mod fuse;

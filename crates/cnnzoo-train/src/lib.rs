@@ -2,8 +2,6 @@
 //! schedules, metrics (`metrics.jsonl`, `curves.png`), atomic checkpoints with exact resume,
 //! and evaluation (top-1, top-5, per-class accuracy, confusion matrix).
 
-#![warn(missing_docs)]
-
 pub mod analysis;
 pub mod bench;
 pub mod checkpoint;
