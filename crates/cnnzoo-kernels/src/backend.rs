@@ -1428,15 +1428,38 @@ pub fn uses_kernels(device: &Device) -> bool {
     device.clone().without_autodiff() == Device::flex()
 }
 
+/// How much of BatchNorm on LibTorch devices runs PyTorch's kernels.
+#[cfg(feature = "tch")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TorchBatchNorm {
+    /// Burn's composition forward and backward (`CNNZOO_TORCH_BN=burn`).
+    Burn,
+    /// PyTorch's forward and evaluation, Burn's backward (the default).
+    Forward,
+    /// PyTorch's forward, evaluation and (on CUDA) backward (`CNNZOO_TORCH_BN=native`).
+    Native,
+}
+
+/// The BatchNorm mode from `CNNZOO_TORCH_BN` (read once).
+#[cfg(feature = "tch")]
+pub fn batch_norm_mode() -> TorchBatchNorm {
+    static MODE: std::sync::OnceLock<TorchBatchNorm> = std::sync::OnceLock::new();
+    *MODE.get_or_init(|| match std::env::var("CNNZOO_TORCH_BN").as_deref() {
+        Ok("burn") => TorchBatchNorm::Burn,
+        Ok("native") => TorchBatchNorm::Native,
+        _ => TorchBatchNorm::Forward,
+    })
+}
+
 /// Whether BatchNorm on `device` goes through [`ConvKernels`]: cnnzoo's kernels on Flex, and
-/// PyTorch's own BatchNorm on LibTorch devices (feature `tch`, see [`crate::torch`]).
+/// PyTorch's own BatchNorm on LibTorch devices (feature `tch`, see torch.rs).
 fn batch_norm_extension(device: &Device) -> bool {
     uses_kernels(device) || torch_batch_norm(device)
 }
 
 #[cfg(feature = "tch")]
 fn torch_batch_norm(device: &Device) -> bool {
-    crate::torch::native_batch_norm()
+    batch_norm_mode() != TorchBatchNorm::Burn
         && matches!(
             device.clone().without_autodiff().as_dispatch(),
             burn::backend::DispatchDevice::LibTorch(_)

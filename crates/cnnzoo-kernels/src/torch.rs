@@ -15,42 +15,14 @@
 // Burn 0.22 deprecates its LibTorch backend in favour of CubeCL's, but it is the cuDNN route.
 #![allow(deprecated)]
 
-use std::sync::OnceLock;
-
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{BackendTypes, LibTorch};
 use tch::{Kind, Tensor as Torch};
 
-use crate::backend::ConvKernels;
+use crate::backend::{ConvKernels, TorchBatchNorm, batch_norm_mode};
 
 /// LibTorch's float tensor (`burn_tch::TchTensor`).
 type TchFloat = <LibTorch as BackendTypes>::FloatTensorPrimitive;
-
-/// How much of BatchNorm on LibTorch devices runs PyTorch's kernels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TorchBatchNorm {
-    /// Burn's composition forward and backward (`CNNZOO_TORCH_BN=burn`).
-    Burn,
-    /// PyTorch's forward and evaluation, Burn's backward (the default).
-    Forward,
-    /// PyTorch's forward, evaluation and (on CUDA) backward (`CNNZOO_TORCH_BN=native`).
-    Native,
-}
-
-/// The BatchNorm mode from `CNNZOO_TORCH_BN` (read once).
-pub fn batch_norm_mode() -> TorchBatchNorm {
-    static MODE: OnceLock<TorchBatchNorm> = OnceLock::new();
-    *MODE.get_or_init(|| match std::env::var("CNNZOO_TORCH_BN").as_deref() {
-        Ok("burn") => TorchBatchNorm::Burn,
-        Ok("native") => TorchBatchNorm::Native,
-        _ => TorchBatchNorm::Forward,
-    })
-}
-
-/// Whether BatchNorm on LibTorch devices goes through this module at all.
-pub fn native_batch_norm() -> bool {
-    batch_norm_mode() != TorchBatchNorm::Burn
-}
 
 fn wrap(t: Torch) -> FloatTensor<LibTorch> {
     TchFloat::new(t)

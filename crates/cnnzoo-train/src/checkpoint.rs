@@ -111,13 +111,6 @@ impl From<SumsRepr> for EpochSums {
     }
 }
 
-/// Writes `bytes` to `path` through a temporary file and a rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).map_err(|e| TrainError::file(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| TrainError::file(path, e))
-}
-
 /// Replaces the checkpoint folder `dir` by what `fill` writes into a fresh temporary folder.
 pub fn replace_dir(
     dir: &Path,
