@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use burn::module::{Module, ParamGroup};
-use burn::nn::loss::CrossEntropyLossConfig;
+use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamWConfig, ModuleOptimizer, SgdConfig};
@@ -16,7 +16,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::checkpoint::{EpochSums, RunState, find_last, read_state, replace_dir, write_state};
 use crate::config::{OptimizerKind, TrainConfig};
-use crate::data::open;
+use crate::data::{DataPair, open};
 use crate::error::TrainError;
 use crate::evaluate::{evaluate, score, to_tensors};
 use crate::metrics::{EpochMetrics, write_jsonl};
@@ -160,139 +160,116 @@ pub fn train(
     stop: &AtomicBool,
     resume: bool,
 ) -> Result<Outcome, TrainError> {
-    config.validate().map_err(TrainError::Invalid)?;
-    crate::precision::check_device(config.precision, device)?;
-    let out = &config.out;
-    std::fs::create_dir_all(out).map_err(|e| TrainError::file(out, e))?;
-    let previous = if resume { Some(find_last(out)?) } else { None };
-    let resumed = match &previous {
-        Some(dir) => {
-            let state = read_state(dir)?;
-            if state.config.model != config.model
-                || state.config.dataset != config.dataset
-                || state.config.overrides != config.overrides
-            {
-                let what = |c: &TrainConfig| {
-                    let design = c.overrides.label();
-                    if design.is_empty() {
-                        format!("{} on {}", c.model, c.dataset)
-                    } else {
-                        format!("{} ({design}) on {}", c.model, c.dataset)
-                    }
-                };
+    let mut run = Run::prepare(config, device, resume)?;
+    while run.state.epoch < run.config.epochs {
+        let started = Instant::now();
+        let (next, lr) = run.train_epoch(stop)?;
+        run = next;
+        let Some(lr) = lr else {
+            run.checkpoint_last()?;
+            return Ok(run.outcome(true));
+        };
+        run.end_epoch(lr, started)?;
+        if stop.load(Ordering::SeqCst) && run.state.epoch < run.config.epochs {
+            return Ok(run.outcome(true));
+        }
+    }
+    Ok(run.outcome(false))
+}
+
+/// A training run in progress: its settings, data, model, optimizer and where it stands.
+struct Run {
+    config: TrainConfig,
+    device: Device,
+    train_device: Device,
+    data: DataPair,
+    model: cnnzoo_models::Model,
+    optim: ModuleOptimizer,
+    state: RunState,
+    schedule: Schedule,
+    loss_fn: CrossEntropyLoss,
+    bar_style: ProgressStyle,
+}
+
+impl Run {
+    /// Checks the request, opens the data, builds the model and optimizer, and (on resume)
+    /// loads the last checkpoint into them.
+    fn prepare(config: &TrainConfig, device: &Device, resume: bool) -> Result<Run, TrainError> {
+        config.validate().map_err(TrainError::Invalid)?;
+        crate::precision::check_device(config.precision, device)?;
+        let out = &config.out;
+        std::fs::create_dir_all(out).map_err(|e| TrainError::file(out, e))?;
+        let previous = if resume { Some(find_last(out)?) } else { None };
+        let resumed = match &previous {
+            Some(dir) => Some(resumed_state(dir, config)?),
+            None if out.join("last").exists() => {
                 return Err(TrainError::Invalid(format!(
-                    "{} holds a run of {}, not {}",
-                    dir.display(),
-                    what(&state.config),
-                    what(config)
+                    "{} already holds a run; pass --resume to continue it or choose another --out",
+                    out.display()
                 )));
             }
-            // The recipe continues as it was started; the epoch count and where the run and
-            // the data are now (folders may have moved) come from the caller.
-            let config = TrainConfig {
-                epochs: config.epochs,
-                out: config.out.clone(),
-                data_dir: config.data_dir.clone(),
-                ..state.config.clone()
-            };
-            Some(RunState { config, ..state })
-        }
-        None if out.join("last").exists() => {
-            return Err(TrainError::Invalid(format!(
-                "{} already holds a run; pass --resume to continue it or choose another --out",
-                out.display()
-            )));
-        }
-        None => None,
-    };
-    let config = resumed
-        .as_ref()
-        .map_or_else(|| config.clone(), |s| s.config.clone());
-    // A resumed run keeps the precision it was started with.
-    crate::precision::check_device(config.precision, device)?;
-    let data = open(&config)?;
-    let mut state = match resumed {
-        Some(state) => state,
-        None => RunState {
-            model: create_with(
-                &config.model,
-                ModelOptions {
-                    num_classes: Some(data.classes.len()),
-                    in_channels: Some(data.input[0]),
-                },
-                &config.overrides,
-            )?,
-            config: config.clone(),
-            epoch: 0,
-            batch: 0,
-            step: 0,
-            partial: EpochSums::default(),
-            history: Vec::new(),
-            best_top1: 0.0,
-            classes: data.classes.clone(),
-            loss_scaler: config
-                .precision
-                .needs_loss_scaling()
-                .then(LossScaler::default),
-        },
-    };
-    cnnzoo_kernels::set_autocast(config.precision);
-    let train_device = device.clone().autodiff();
-    let mut model = {
-        // The device RNG is shared by everything on the device: seed and draw every initial
-        // weight at once, alone, so the initialisation depends on the seed only.
-        let _alone = INIT.lock().unwrap_or_else(|p| p.into_inner());
-        train_device.seed(config.seed);
-        let model = state.model.try_init(&train_device)?;
-        draw_weights(&model);
-        model
-    };
-    if let (None, Some(path)) = (&previous, &config.init_weights) {
-        model = start_from(model, path, &config)?;
+            None => None,
+        };
+        let config = resumed
+            .as_ref()
+            .map_or_else(|| config.clone(), |s| s.config.clone());
+        // A resumed run keeps the precision it was started with.
+        crate::precision::check_device(config.precision, device)?;
+        let data = open(&config)?;
+        let state = match resumed {
+            Some(state) => state,
+            None => fresh_state(&config, &data)?,
+        };
+        cnnzoo_kernels::set_autocast(config.precision);
+        let train_device = device.clone().autodiff();
+        let (model, optim) =
+            build_model(&config, &state, &data, &train_device, previous.as_deref())?;
+        let batches = data.train.num_batches();
+        let schedule = Schedule {
+            base_lr: config.lr,
+            kind: config.schedule.clone(),
+            warmup: (config.warmup_epochs * batches as f64).round() as usize,
+            total: config.epochs * batches,
+        };
+        let loss_fn = CrossEntropyLossConfig::new()
+            .with_smoothing((config.label_smoothing > 0.0).then_some(config.label_smoothing as f32))
+            .init(&train_device);
+        let bar_style =
+            ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} eta {eta}")
+                .map_err(|e| TrainError::Invalid(e.to_string()))?
+                .progress_chars("=> ");
+        Ok(Run {
+            config,
+            device: device.clone(),
+            train_device,
+            data,
+            model,
+            optim,
+            state,
+            schedule,
+            loss_fn,
+            bar_style,
+        })
     }
-    if let Some(summary_err) = model.summary(data.input).err() {
-        return Err(TrainError::Invalid(format!(
-            "{} cannot take {:?} inputs: {summary_err}",
-            config.model, data.input
-        )));
-    }
-    let mut optim = optimizer(&config);
-    if let Some(dir) = &previous {
-        let path = dir.join("model.bpk");
-        model = model
-            .try_load_file(&path)
-            .map_err(|e| TrainError::file(&path, format!("{e:?}")))?;
-        let path = dir.join("optimizer.bpk");
-        optim = optim
-            .load(&path)
-            .map_err(|e| TrainError::file(&path, format!("{e:?}")))?;
-    }
-    let batches = data.train.num_batches();
-    let schedule = Schedule {
-        base_lr: config.lr,
-        kind: config.schedule.clone(),
-        warmup: (config.warmup_epochs * batches as f64).round() as usize,
-        total: config.epochs * batches,
-    };
-    let loss_fn = CrossEntropyLossConfig::new()
-        .with_smoothing((config.label_smoothing > 0.0).then_some(config.label_smoothing as f32))
-        .init(&train_device);
-    let classes = data.classes.len();
-    let bar_style =
-        ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} eta {eta}")
-            .map_err(|e| TrainError::Invalid(e.to_string()))?
-            .progress_chars("=> ");
 
-    while state.epoch < config.epochs {
+    /// Trains the rest of the current epoch. Returns the run and the last learning rate, or
+    /// `None` when `stop` was set before the epoch's end (the caller writes the checkpoint).
+    /// The run is taken by value so the model is moved through each optimizer step, never
+    /// shared (an optimizer updates a parameter in place only when it holds the only copy).
+    fn train_epoch(mut self, stop: &AtomicBool) -> Result<(Run, Option<f64>), TrainError> {
+        let mut model = self.model;
+        let (config, state) = (&self.config, &mut self.state);
         let epoch = state.epoch;
-        let epoch_start = Instant::now();
+        let batches = self.data.train.num_batches();
+        let classes = self.data.classes.len();
         let bar = ProgressBar::new(batches as u64)
-            .with_style(bar_style.clone())
+            .with_style(self.bar_style.clone())
             .with_prefix(format!("{}/{}", epoch + 1, config.epochs));
         bar.set_position(state.batch as u64);
-        let mut lr = schedule.lr(state.step);
+        let mut lr = self.schedule.lr(state.step);
         let first = state.batch;
-        for (b, batch) in data
+        for (b, batch) in self
+            .data
             .train
             .epoch(epoch as u64, first)
             .into_iter()
@@ -303,11 +280,11 @@ pub fn train(
             let batch = batch?;
             let labels = batch.labels.clone();
             let n = labels.len();
-            let (x, y) = to_tensors(batch, &train_device);
-            lr = schedule.lr(state.step);
-            train_device.seed(step_seed(config.seed, state.step));
+            let (x, y) = to_tensors(batch, &self.train_device);
+            lr = self.schedule.lr(state.step);
+            self.train_device.seed(step_seed(config.seed, state.step));
             let logits = model.forward(x);
-            let loss = loss_fn.forward(logits.clone(), y);
+            let loss = self.loss_fn.forward(logits.clone(), y);
             let loss_value: f32 = loss
                 .clone()
                 .into_data()
@@ -329,7 +306,7 @@ pub fn train(
                 .iter()
                 .filter(|s| s.1 == 0)
                 .count();
-            model = step(model, &mut optim, lr, loss, state.loss_scaler.as_mut());
+            model = step(model, &mut self.optim, lr, loss, state.loss_scaler.as_mut());
             state.step += 1;
             state.batch = b + 1;
             state.partial.add(
@@ -347,18 +324,28 @@ pub fn train(
             ));
             if stop.load(Ordering::SeqCst) && state.batch < batches {
                 bar.abandon_with_message("interrupted");
-                save_checkpoint(&out.join("last"), &model, &optim, &state)?;
-                return Ok(Outcome {
-                    history: state.history,
-                    interrupted: true,
-                });
+                self.model = model;
+                return Ok((self, None));
             }
         }
         bar.finish_and_clear();
-        let report = evaluate(&model, &data.test, &data.classes, device)?;
+        self.model = model;
+        Ok((self, Some(lr)))
+    }
+
+    /// Evaluates, records the epoch's metrics, writes the checkpoints (`last/`, and `best/`
+    /// when test top-1 improved), `metrics.jsonl` and `curves.png`.
+    fn end_epoch(&mut self, lr: f64, started: Instant) -> Result<(), TrainError> {
+        let (config, state) = (&self.config, &mut self.state);
+        let report = evaluate(
+            &self.model,
+            &self.data.test,
+            &self.data.classes,
+            &self.device,
+        )?;
         let sums = state.partial;
         let metrics = EpochMetrics {
-            epoch: epoch + 1,
+            epoch: state.epoch + 1,
             lr,
             train_loss: sums.loss(),
             train_acc: sums.accuracy(),
@@ -366,7 +353,7 @@ pub fn train(
             test_top1: report.top1,
             test_top5: report.top5,
             images_per_sec: sums.images_per_sec(),
-            wall_time_s: epoch_start.elapsed().as_secs_f64(),
+            wall_time_s: started.elapsed().as_secs_f64(),
         };
         eprintln!(
             "epoch {}/{}: train loss {:.4} acc {:.2}% | test loss {:.4} top-1 {:.2}% top-5 {:.2}% | {:.0} img/s",
@@ -387,25 +374,134 @@ pub fn train(
         if improved {
             state.best_top1 = metrics.test_top1;
         }
-        save_checkpoint(&out.join("last"), &model, &optim, &state)?;
+        let out = &config.out;
+        save_checkpoint(&out.join("last"), &self.model, &self.optim, state)?;
         if improved {
-            save_checkpoint(&out.join("best"), &model, &optim, &state)?;
+            save_checkpoint(&out.join("best"), &self.model, &self.optim, state)?;
         }
         write_jsonl(&out.join("metrics.jsonl"), &state.history)?;
         crate::plot::curves(
             &out.join("curves.png"),
             &state.history,
             &format!("{} on {}", config.model, config.dataset),
-        )?;
-        if stop.load(Ordering::SeqCst) && state.epoch < config.epochs {
-            return Ok(Outcome {
-                history: state.history,
-                interrupted: true,
-            });
+        )
+    }
+
+    /// Writes `last/` mid-epoch (an interrupted run).
+    fn checkpoint_last(&self) -> Result<(), TrainError> {
+        save_checkpoint(
+            &self.config.out.join("last"),
+            &self.model,
+            &self.optim,
+            &self.state,
+        )
+    }
+
+    /// What the run reports back.
+    fn outcome(self, interrupted: bool) -> Outcome {
+        Outcome {
+            history: self.state.history,
+            interrupted,
         }
     }
-    Ok(Outcome {
-        history: state.history,
-        interrupted: false,
+}
+
+/// The last checkpoint's state in `dir`, if it is a run of the same model, design and data:
+/// the recipe continues as it was started; the epoch count and where the run and the data are
+/// now (folders may have moved) come from `config`.
+fn resumed_state(dir: &Path, config: &TrainConfig) -> Result<RunState, TrainError> {
+    let state = read_state(dir)?;
+    if state.config.model != config.model
+        || state.config.dataset != config.dataset
+        || state.config.overrides != config.overrides
+    {
+        let what = |c: &TrainConfig| {
+            let design = c.overrides.label();
+            if design.is_empty() {
+                format!("{} on {}", c.model, c.dataset)
+            } else {
+                format!("{} ({design}) on {}", c.model, c.dataset)
+            }
+        };
+        return Err(TrainError::Invalid(format!(
+            "{} holds a run of {}, not {}",
+            dir.display(),
+            what(&state.config),
+            what(config)
+        )));
+    }
+    let config = TrainConfig {
+        epochs: config.epochs,
+        out: config.out.clone(),
+        data_dir: config.data_dir.clone(),
+        ..state.config.clone()
+    };
+    Ok(RunState { config, ..state })
+}
+
+/// The state of a run that starts now.
+fn fresh_state(config: &TrainConfig, data: &DataPair) -> Result<RunState, TrainError> {
+    Ok(RunState {
+        model: create_with(
+            &config.model,
+            ModelOptions {
+                num_classes: Some(data.classes.len()),
+                in_channels: Some(data.input[0]),
+            },
+            &config.overrides,
+        )?,
+        config: config.clone(),
+        epoch: 0,
+        batch: 0,
+        step: 0,
+        partial: EpochSums::default(),
+        history: Vec::new(),
+        best_top1: 0.0,
+        classes: data.classes.clone(),
+        loss_scaler: config
+            .precision
+            .needs_loss_scaling()
+            .then(LossScaler::default),
     })
+}
+
+/// The model (initialised from the seed, then from `--weights` for a new run or the
+/// checkpoint in `previous` for a resumed one) and its optimizer.
+fn build_model(
+    config: &TrainConfig,
+    state: &RunState,
+    data: &DataPair,
+    train_device: &Device,
+    previous: Option<&Path>,
+) -> Result<(cnnzoo_models::Model, ModuleOptimizer), TrainError> {
+    let mut model = {
+        // The device RNG is shared by everything on the device: seed and draw every initial
+        // weight at once, alone, so the initialisation depends on the seed only.
+        let _alone = INIT.lock().unwrap_or_else(|p| p.into_inner());
+        train_device.seed(config.seed);
+        let model = state.model.try_init(train_device)?;
+        draw_weights(&model);
+        model
+    };
+    if let (None, Some(path)) = (previous, &config.init_weights) {
+        model = start_from(model, path, config)?;
+    }
+    if let Some(summary_err) = model.summary(data.input).err() {
+        return Err(TrainError::Invalid(format!(
+            "{} cannot take {:?} inputs: {summary_err}",
+            config.model, data.input
+        )));
+    }
+    let mut optim = optimizer(config);
+    if let Some(dir) = previous {
+        let path = dir.join("model.bpk");
+        model = model
+            .try_load_file(&path)
+            .map_err(|e| TrainError::file(&path, format!("{e:?}")))?;
+        let path = dir.join("optimizer.bpk");
+        optim = optim
+            .load(&path)
+            .map_err(|e| TrainError::file(&path, format!("{e:?}")))?;
+    }
+    Ok((model, optim))
 }
