@@ -110,11 +110,10 @@ mod libtorch {
     /// PyTorch users run it).
     #[allow(deprecated)]
     pub fn cuda(name: &str, index: usize) -> Result<Device> {
-        load_cuda_runtime();
         if !tch::Cuda::is_available() {
             bail!(
-                "device '{name}': LibTorch sees no CUDA device (libtorch_cuda.so must be on \
-                 LD_LIBRARY_PATH, e.g. PyTorch's torch/lib, and a driver present)"
+                "device '{name}': LibTorch sees no CUDA device (is a driver present, and is this \
+                 PyTorch's CUDA build on LD_LIBRARY_PATH?)"
             );
         }
         let count = tch::Cuda::device_count() as usize;
@@ -126,20 +125,6 @@ mod libtorch {
         }
         tch::Cuda::cudnn_set_benchmark(true);
         super::probe(name, Device::libtorch_cuda(index))
-    }
-
-    /// Loads `libtorch_cuda.so` for its side effect: its static initialisers register
-    /// PyTorch's CUDA hooks. The binary does not reference a symbol of it, so the linker's
-    /// `--as-needed` drops it, and without it LibTorch reports no CUDA device.
-    fn load_cuda_runtime() {
-        // SAFETY: dlopen with a constant, NUL-terminated name; the handle is kept for the life
-        // of the process on purpose (the library must stay loaded).
-        unsafe {
-            libc::dlopen(
-                c"libtorch_cuda.so".as_ptr(),
-                libc::RTLD_NOW | libc::RTLD_GLOBAL,
-            );
-        }
     }
 }
 
@@ -154,6 +139,10 @@ mod tests {
         if !cfg!(feature = "cuda") {
             let e = parse("cuda:0").unwrap_err().to_string();
             assert!(e.contains("not compiled") && e.contains("cpu"), "{e}");
+        }
+        if !cfg!(feature = "tch") {
+            let e = parse("libtorch:0").unwrap_err().to_string();
+            assert!(e.contains("--features tch") && e.contains("cpu"), "{e}");
         }
         let e = parse("metal").unwrap_err().to_string();
         assert!(

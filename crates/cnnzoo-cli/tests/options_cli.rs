@@ -6,35 +6,9 @@ mod common;
 
 use common::cnnzoo;
 
-#[test]
-fn the_cpu_refuses_half_precision_and_f32_runs() {
-    for precision in ["bf16", "f16"] {
-        let (ok, _, err) = cnnzoo(&[
-            "bench",
-            "--model",
-            "resnet20",
-            "--batch",
-            "2",
-            "--iters",
-            "1",
-            "--warmup",
-            "0",
-            "--precision",
-            precision,
-        ]);
-        assert!(!ok, "{precision} ran on the CPU");
-        assert!(
-            err.contains("needs a GPU device") && err.contains(precision),
-            "{precision}: {err}"
-        );
-        assert!(!err.contains("panicked"), "{err}");
-    }
-    let (ok, _, err) = cnnzoo(&["bench", "--model", "resnet20", "--precision", "int8"]);
-    assert!(
-        !ok && err.contains("'int8'") && err.contains("bf16"),
-        "{err}"
-    );
-    let (ok, out, err) = cnnzoo(&[
+/// `cnnzoo bench` of one tiny resnet20 step in `precision`, with `extra` flags.
+fn bench(precision: &str, extra: &[&str]) -> (bool, String, String) {
+    let mut args = vec![
         "bench",
         "--model",
         "resnet20",
@@ -45,9 +19,29 @@ fn the_cpu_refuses_half_precision_and_f32_runs() {
         "--warmup",
         "0",
         "--precision",
-        "f32",
-        "--json",
-    ]);
+        precision,
+    ];
+    args.extend_from_slice(extra);
+    cnnzoo(&args)
+}
+
+#[test]
+fn the_cpu_refuses_half_precision_and_f32_runs() {
+    for precision in ["bf16", "f16"] {
+        let (ok, _, err) = bench(precision, &[]);
+        assert!(!ok, "{precision} ran on the CPU");
+        assert!(
+            err.contains("needs a GPU device") && err.contains(precision),
+            "{precision}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    let (ok, _, err) = bench("int8", &[]);
+    assert!(
+        !ok && err.contains("'int8'") && err.contains("bf16"),
+        "{err}"
+    );
+    let (ok, out, err) = bench("f32", &["--json"]);
     assert!(ok, "{err}");
     let report: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(report["precision"], "f32");

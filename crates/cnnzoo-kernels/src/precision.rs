@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 /// The arithmetic of the convolutions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[repr(u8)]
 pub enum Precision {
     /// Everything in f32.
     #[default]
@@ -56,14 +57,6 @@ impl Precision {
     pub fn needs_loss_scaling(self) -> bool {
         self == Precision::F16
     }
-
-    fn code(self) -> u8 {
-        match self {
-            Precision::F32 => 0,
-            Precision::Bf16 => 1,
-            Precision::F16 => 2,
-        }
-    }
 }
 
 impl fmt::Display for Precision {
@@ -90,16 +83,13 @@ static AUTOCAST: AtomicU8 = AtomicU8::new(0);
 
 /// Sets the precision every later convolution on a GPU backend computes in.
 pub fn set_autocast(precision: Precision) {
-    AUTOCAST.store(precision.code(), Ordering::SeqCst);
+    AUTOCAST.store(precision as u8, Ordering::SeqCst);
 }
 
 /// The precision convolutions on a GPU backend compute in now.
 pub fn autocast() -> Precision {
-    match AUTOCAST.load(Ordering::SeqCst) {
-        1 => Precision::Bf16,
-        2 => Precision::F16,
-        _ => Precision::F32,
-    }
+    // Only `set_autocast` stores, and it stores a discriminant, which is also an index of ALL.
+    Precision::ALL[usize::from(AUTOCAST.load(Ordering::SeqCst))]
 }
 
 /// `conv2d(x, weight, bias)` computed in `precision` and returned in `x`'s type: the operands
@@ -142,6 +132,11 @@ mod tests {
         assert!(e.contains("'int8'") && e.contains("bf16"), "{e}");
         assert!(Precision::F16.needs_loss_scaling());
         assert!(!Precision::Bf16.needs_loss_scaling() && !Precision::F32.needs_loss_scaling());
+        // The process-wide setting reads back what was set (only GPU convolutions follow it).
+        for p in Precision::ALL.into_iter().rev() {
+            set_autocast(p);
+            assert_eq!(autocast(), p);
+        }
     }
 
     fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {

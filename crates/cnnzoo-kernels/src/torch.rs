@@ -51,8 +51,9 @@ impl ConvKernels for LibTorch {
             epsilon,
         );
         let y = if relu { y.relu() } else { y };
-        // The biased variance, as Burn's `batch_norm_train` returns it.
-        let variance = invstd.pow_tensor_scalar(-2.0) - epsilon;
+        // The biased variance, as Burn's `batch_norm_train` returns it (a constant channel's
+        // comes back as about 0, and rounding must not make it negative).
+        let variance = (invstd.pow_tensor_scalar(-2.0) - epsilon).clamp_min(0.0);
         (wrap(y), wrap(mean), wrap(variance))
     }
 
