@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
-"""Lists the cycles between the top-level modules of each crate (issue 22: no two modules of a
-crate import each other). A module's references are every `crate::NAME` path in its files
-(`use` lines and inline paths alike) and `super::NAME` in a direct child of the crate root;
-`#[cfg(test)]` blocks count too, since a test module that reaches back is still a cycle.
+"""Lists the cycles between sibling modules of each crate (issue 22: no two modules of a crate
+import each other). Siblings are the top-level modules of a crate, and the child modules of
+every module that is a folder (`ops/`, `winograd/`): a child may use its parent's items, but
+two children of one parent must not reach each other both ways. A module's references are
+every `crate::PARENT::NAME` path in its files (`use` lines and inline paths alike) and
+`super::NAME` in its own file (`NAME.rs` or `NAME/mod.rs`); `#[cfg(test)]` blocks count too,
+since a test module that reaches back is still a cycle.
 
 Prints one line per strongly connected group of more than one module and exits 1 if there is
 any; exits 0 and says so when there is none. Standard library only.
@@ -15,33 +18,45 @@ import sys
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "crates")
 
 
-def modules(src):
-    """Top-level module name -> its files (NAME.rs, or NAME/ with everything under it)."""
+def modules(folder):
+    """Child module name -> (its own file, every file under it)."""
     found = {}
-    for entry in sorted(os.listdir(src)):
-        path = os.path.join(src, entry)
-        if entry.endswith(".rs") and entry not in ("lib.rs", "main.rs"):
-            found.setdefault(entry[:-3], []).append(path)
-        elif os.path.isdir(path):
-            for dirpath, _, files in os.walk(path):
-                found.setdefault(entry, []).extend(
-                    os.path.join(dirpath, f) for f in files if f.endswith(".rs")
-                )
+    for entry in sorted(os.listdir(folder)):
+        path = os.path.join(folder, entry)
+        if entry.endswith(".rs") and entry not in ("lib.rs", "main.rs", "mod.rs"):
+            found[entry[:-3]] = (path, [path])
+        elif os.path.isdir(path) and os.path.exists(os.path.join(path, "mod.rs")):
+            files = [
+                os.path.join(d, f) for d, _, fs in os.walk(path) for f in fs if f.endswith(".rs")
+            ]
+            found[entry] = (os.path.join(path, "mod.rs"), sorted(files))
+        elif os.path.isdir(path) and os.path.exists(path + ".rs"):
+            files = [
+                os.path.join(d, f) for d, _, fs in os.walk(path) for f in fs if f.endswith(".rs")
+            ]
+            found[entry] = (path + ".rs", [path + ".rs"] + sorted(files))
     return found
 
 
-def references(files, names, own):
-    text = "\n".join(open(f).read() for f in files)
-    # Strip comments so doc links such as [`crate::conv2d`] do not count.
-    text = re.sub(r"//[^\n]*", "", text)
+def strip_comments(text):
+    # Doc links such as [`crate::conv2d`] do not count.
+    return re.sub(r"//[^\n]*", "", text)
+
+
+def references(own_file, files, parent, names, own):
+    prefix = r"\bcrate::" + "".join(p + "::" for p in parent)
     used = set()
-    for m in re.finditer(r"\bcrate::(\w+)", text):
+    text = strip_comments("\n".join(open(f).read() for f in files))
+    for m in re.finditer(prefix + r"(\w+)", text):
         used.add(m.group(1))
-    for m in re.finditer(r"\bcrate::\{([^}]*)\}", text):
+    for m in re.finditer(prefix + r"\{([^}]*)\}", text):
         used.update(w.split("::")[0].strip() for w in m.group(1).split(","))
-    # In a top-level module file, super:: is the crate root.
-    for m in re.finditer(r"\bsuper::(\w+)", text):
+    # In the module's own file, super:: is the parent, whose other children are siblings.
+    own_text = strip_comments(open(own_file).read())
+    for m in re.finditer(r"\bsuper::(\w+)", own_text):
         used.add(m.group(1))
+    for m in re.finditer(r"\bsuper::\{([^}]*)\}", own_text):
+        used.update(w.split("::")[0].strip() for w in m.group(1).split(","))
     return {u for u in used if u in names and u != own}
 
 
@@ -78,18 +93,33 @@ def cycles(graph):
     return out
 
 
+def folders(src):
+    """Every folder of sibling modules: the crate's `src` and each module folder, with the
+    module path of their parent (empty for the crate root)."""
+    out = [(src, [])]
+    for d, subdirs, _ in os.walk(src):
+        for s in sorted(subdirs):
+            path = os.path.join(d, s)
+            out.append((path, os.path.relpath(path, src).split(os.sep)))
+    return out
+
+
 def main():
     found = False
     for crate in sorted(os.listdir(ROOT)):
         src = os.path.join(ROOT, crate, "src")
         if not os.path.isdir(src):
             continue
-        mods = modules(src)
-        graph = {m: references(files, mods, m) for m, files in mods.items()}
-        for group in cycles(graph):
-            found = True
-            pairs = [f"{a} -> {b}" for a in group for b in sorted(graph[a]) if b in group]
-            print(f"{crate}: {', '.join(group)} ({'; '.join(pairs)})")
+        for folder, parent in folders(src):
+            mods = modules(folder)
+            graph = {
+                m: references(own, files, parent, mods, m) for m, (own, files) in mods.items()
+            }
+            where = crate + "".join("::" + p for p in parent)
+            for group in cycles(graph):
+                found = True
+                pairs = [f"{a} -> {b}" for a in group for b in sorted(graph[a]) if b in group]
+                print(f"{where}: {', '.join(group)} ({'; '.join(pairs)})")
     if not found:
         print("no module cycles")
     return 1 if found else 0

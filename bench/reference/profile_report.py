@@ -22,17 +22,17 @@ import time
 # A sample counts for the operation of the innermost frame of its call chain (inlined frames
 # included) that one of these names; the order breaks ties within one frame's name.
 CNNZOO_RULES = [
-    # The direct kernels' register tile (`conv_tile`) is named by neither rule: it is reached
+    # The register tile (`microkernel::tap_tile`) is named by neither rule: it is reached
     # through `conv_block` (direct) or `product_tile` (Winograd's products).
-    ("conv forward + input gradient, Winograd F(4x4, 3x3)", r"winograd::|direct::product_tile"),
+    ("conv forward + input gradient, Winograd F(4x4, 3x3)", r"winograd::|microkernel::product_tile"),
     # The gathered convolutions (ResNet-50's strided 3x3s: the 1x1 kernel over their im2col
     # matrix) land here too: their products run in the same closure as the 1x1s'.
     ("conv forward + input gradient, 1x1 kernel (whole batch; with the gathered strided 3x3s)", r"pointwise::"),
     ("conv forward + input gradient, direct kernels", r"direct::forward|direct::backward_data|direct::conv_block"),
     ("conv weight gradient, direct kernels", r"direct::backward_weight|direct::weight_block|direct::weight_tile"),
-    ("conv forward (im2col + GEMM; at inference with bias, residual and ReLU)", r"conv::gemm_forward"),
-    ("conv input gradient (im2col + GEMM)", r"conv::gemm_backward_data"),
-    ("conv weight gradient (im2col + GEMM)", r"conv::gemm_backward_weight"),
+    ("conv forward (im2col + GEMM; at inference with bias, residual and ReLU)", r"im2col::forward"),
+    ("conv input gradient (im2col + GEMM)", r"im2col::backward_data"),
+    ("conv weight gradient (im2col + GEMM)", r"im2col::backward_weight"),
     ("batchnorm (statistics, apply, backward; + ReLU)", r"batch_norm::"),
     # One category: the fused SE end shares its element-wise loops with the plain residual end
     # (identical code is folded into one symbol), so samples cannot be told apart.

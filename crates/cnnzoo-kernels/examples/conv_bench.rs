@@ -9,7 +9,7 @@
 
 use std::time::Instant;
 
-use cnnzoo_kernels::conv::{self, ConvGeometry};
+use cnnzoo_kernels::{ConvGeometry, im2col};
 use cnnzoo_kernels::{direct, pointwise, winograd};
 
 fn best_ms(mut f: impl FnMut() -> Vec<f32>) -> (f64, Vec<f32>) {
@@ -108,9 +108,9 @@ fn main() {
         let x = values(g.input_len(), 1);
         let w = values(g.weight_len(), 2);
         let dy = values(g.output_len(), 3);
-        let (f_g, y_g) = best_ms(|| conv::gemm_forward(&g, &x, &w));
-        let (d_g, dx_g) = best_ms(|| conv::gemm_backward_data(&g, &dy, &w));
-        let (w_g, dw_g) = best_ms(|| conv::gemm_backward_weight(&g, &x, &dy));
+        let (f_g, y_g) = best_ms(|| im2col::forward(&g, &x, &w));
+        let (d_g, dx_g) = best_ms(|| im2col::backward_data(&g, &dy, &w));
+        let (w_g, dw_g) = best_ms(|| im2col::backward_weight(&g, &x, &dy));
         print!(
             "{label:20} gemm   fwd {f_g:7.2} ms  bwd-data {d_g:7.2} ms  bwd-weight {w_g:7.2} ms"
         );

@@ -1,5 +1,5 @@
 //! Times the gathered path (the 1x1 kernel over the batch's im2col matrix,
-//! `pointwise::forward_gathered_with`) against im2col + GEMM (`conv::gemm_forward_with`) on
+//! `pointwise::forward_gathered_with`) against im2col + GEMM (`im2col::forward_with`) on
 //! the convolutions the other kernels leave to GEMM: ResNet-50's strided 3x3s at batch 1 and 8
 //! and its last-stage 3x3 at batch 8, with the BN-folded inference epilogue (bias and ReLU), in
 //! alternating pairs of runs (the machine's speed drifts from minute to minute; pairs run back
@@ -10,8 +10,8 @@
 mod common;
 use common::alternate;
 
-use cnnzoo_kernels::conv::{self, ConvGeometry, Epilogue};
 use cnnzoo_kernels::pointwise;
+use cnnzoo_kernels::{ConvGeometry, Epilogue, im2col};
 
 /// Deterministic values in [-0.5, 0.5).
 fn values(n: usize, step: usize) -> Vec<f32> {
@@ -53,7 +53,7 @@ fn main() {
             residual: None,
             relu: true,
         };
-        let gemm = || conv::gemm_forward_with(&g, &x, &w, e);
+        let gemm = || im2col::forward_with(&g, &x, &w, e);
         let gathered = || pointwise::forward_gathered_with(&g, &x, &w, e);
         let diff = gemm()
             .iter()

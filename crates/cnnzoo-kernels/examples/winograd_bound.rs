@@ -13,7 +13,7 @@
 mod common;
 use common::alternate;
 
-use cnnzoo_kernels::conv::{self, ConvGeometry, Epilogue};
+use cnnzoo_kernels::{ConvGeometry, Epilogue, conv};
 use cnnzoo_kernels::{direct, winograd};
 
 fn main() {

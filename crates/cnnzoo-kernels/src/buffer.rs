@@ -3,7 +3,9 @@
 //! `vec![0.0; n]` zeroes (or page-faults in) the whole buffer on the calling thread while
 //! rayon's workers wait; for a training step's activation-sized outputs that was a tenth of
 //! the step. Here each worker writes its own chunk directly ([`par_written`]), or zeroes only
-//! the chunk it is about to accumulate into, while it is in cache ([`zeroed`]).
+//! the chunk it is about to accumulate into, while it is in cache ([`zeroed`]). A reduction over
+//! the batch (a weight gradient) sums one partial buffer per worker
+//! ([`sum_over_image_runs`]).
 
 use std::mem::MaybeUninit;
 
@@ -75,4 +77,26 @@ pub(crate) fn par_written(
     // SAFETY: par_chunks_mut covers every element and `fill` writes every element of its
     // chunk (the contract above; the callers' loops zip over the whole chunk).
     unsafe { assume_init(v) }
+}
+
+/// The sum of `partial(images)` over fixed runs of images, one run per worker, each run's
+/// partial sum computed on its own worker. Fixed runs (not rayon's adaptive split) make the
+/// summation order, and so the result, independent of scheduling. `batch` must be positive.
+pub(crate) fn sum_over_image_runs(
+    batch: usize,
+    partial: impl Fn(std::ops::Range<usize>) -> Vec<f32> + Sync + Send,
+) -> Vec<f32> {
+    let per = batch.div_ceil(rayon::current_num_threads().clamp(1, batch));
+    let partials: Vec<Vec<f32>> = (0..batch.div_ceil(per))
+        .into_par_iter()
+        .map(|c| partial(c * per..((c + 1) * per).min(batch)))
+        .collect();
+    let mut parts = partials.into_iter();
+    let mut total = parts.next().expect("a positive batch has one run");
+    for part in parts {
+        for (a, b) in total.iter_mut().zip(part) {
+            *a += b;
+        }
+    }
+    total
 }

@@ -28,17 +28,14 @@ use std::mem::MaybeUninit;
 use rayon::prelude::*;
 
 use crate::buffer;
-use crate::conv::{self, ConvGeometry, Epilogue};
+use crate::geometry::{ConvGeometry, Epilogue, check_forward};
+use crate::microkernel::{self, LANES, simd_available};
 use crate::simd::{copy_row, copy_strided};
 
-/// f32 lanes of one AVX register.
-const LANES: usize = 8;
 /// Output channels per register tile.
-const OCB: usize = 4;
-/// Wide positions per register tile: 3 vectors, so 4 x 3 = 12 accumulators, enough to hide
-/// the FMA latency on two FMA pipes (8 were measured 10-30% slower), with the 3 inputs and
-/// the broadcast weight filling AVX2's 16 registers exactly (see [`conv_tile`]).
-const TILE: usize = 3 * LANES;
+const OCB: usize = microkernel::ROWS;
+/// Wide positions per register tile.
+const TILE: usize = microkernel::COLS;
 /// Largest weight tensor per group (elements) for which the direct forward and backward-data
 /// are used: beyond it the GEMM's cache blocking wins (measured with `examples/conv_bench.rs`:
 /// direct is ahead up to ResNet-50's 256-channel 3x3, behind at 512).
@@ -57,18 +54,6 @@ const WEIGHT_PASS_BYTES: usize = 256 * 1024;
 const MAX_TAPS: usize = 64;
 /// Largest stride the phase split takes (4 x 4 phases per plane).
 const MAX_STRIDE: usize = 4;
-
-/// Whether this CPU runs the direct kernels (AVX2 and FMA).
-pub(crate) fn simd_available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
 
 /// Whether the direct kernels can compute this convolution's forward pass and weight gradient:
 /// a non-empty input, stride at most 4, no dilation, a kernel larger than 1x1 (at most 64
@@ -349,7 +334,7 @@ pub fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
 /// [`forward`] with `epilogue` applied as each output row is written.
 pub fn forward_with(g: &ConvGeometry, x: &[f32], weight: &[f32], epilogue: Epilogue) -> Vec<f32> {
     assert!(supports(g), "direct convolution does not support {g:?}");
-    conv::check_forward(g, x, weight, &epilogue);
+    check_forward(g, x, weight, &epilogue);
     if g.output_len() == 0 {
         return Vec::new();
     }
@@ -493,7 +478,7 @@ pub fn backward_weight(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let offsets: Vec<usize> = (0..cin_g)
         .flat_map(|ci| wd.taps().iter().map(move |t| ci * wd.plane + t))
         .collect();
-    let total = conv::sum_over_image_runs(g.batch, |images| {
+    let total = buffer::sum_over_image_runs(g.batch, |images| {
         let pass = per_pass.min(images.len());
         // Per group: [blocks * OCB, cin_g * taps].
         let mut acc = vec![0.0f32; g.groups * blocks * OCB * row];
@@ -583,141 +568,8 @@ unsafe fn conv_block_avx2(
     while q < qs.end {
         // SAFETY: bounded as `conv_block` states; cin >= 1 and taps.len() >= 2 (supports()
         // excludes 1x1 kernels), so both count-down loops run at least once.
-        unsafe { conv_tile(xp.add(q), plane, cin, taps, w, yw.add(q), qr) };
+        unsafe { microkernel::tap_tile(xp.add(q), plane, cin, taps, w, yw.add(q), qr) };
         q += TILE;
-    }
-}
-
-/// Rows of the register tile: the output rows [`product_tile`] computes at once.
-pub(crate) const PRODUCT_ROWS: usize = OCB;
-/// Columns of the register tile.
-pub(crate) const PRODUCT_COLS: usize = TILE;
-
-/// `out[j * out_stride + q] = sum_i w[i * 4 + j] * x[i * x_stride + q]` for the 4 rows `j`
-/// and the [`PRODUCT_COLS`] columns `q`: one matrix-product tile on [`conv_tile`]'s registers,
-/// for operands already laid out for it (Winograd's transformed tiles). Panics without AVX2 +
-/// FMA or when a slice is too short.
-pub(crate) fn product_tile(
-    x: &[f32],
-    x_stride: usize,
-    rows: usize,
-    w: &[f32],
-    out: &mut [f32],
-    out_stride: usize,
-) {
-    assert!(simd_available(), "the product tile needs AVX2 and FMA");
-    assert!(rows > 0 && x_stride >= TILE && out_stride >= TILE);
-    assert!(x.len() >= (rows - 1) * x_stride + TILE && w.len() >= rows * OCB);
-    assert!(out.len() >= (OCB - 1) * out_stride + TILE);
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: AVX2 and FMA checked; the tile reads x[i * x_stride..][..TILE] for i < rows and
-    // w[..rows * 4], and writes out[j * out_stride..][..TILE] for j < 4, all inside the slices
-    // by the asserts.
-    unsafe {
-        conv_tile(
-            x.as_ptr(),
-            x_stride,
-            rows,
-            &[0],
-            w.as_ptr(),
-            out.as_mut_ptr(),
-            out_stride,
-        )
-    };
-}
-
-/// One register tile: 4 output channels x 24 wide positions, summed over every input channel
-/// and tap, stored to `out` (rows `qr` apart). In assembly because LLVM, given the same loop
-/// with twelve accumulators, shuffled and spilled registers in the inner loop; here the
-/// accumulators stay in ymm0-11, the three input vectors in ymm12-14 and the broadcast weight
-/// in ymm15.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn conv_tile(
-    xp: *const f32,
-    plane: usize,
-    cin: usize,
-    taps: &[usize],
-    w: *const f32,
-    out: *mut f32,
-    qr: usize,
-) {
-    // SAFETY: the caller guarantees every address read or written is in bounds.
-    unsafe {
-        std::arch::asm!(
-        "vxorps ymm0, ymm0, ymm0",
-        "vxorps ymm1, ymm1, ymm1",
-        "vxorps ymm2, ymm2, ymm2",
-        "vxorps ymm3, ymm3, ymm3",
-        "vxorps ymm4, ymm4, ymm4",
-        "vxorps ymm5, ymm5, ymm5",
-        "vxorps ymm6, ymm6, ymm6",
-        "vxorps ymm7, ymm7, ymm7",
-        "vxorps ymm8, ymm8, ymm8",
-        "vxorps ymm9, ymm9, ymm9",
-        "vxorps ymm10, ymm10, ymm10",
-        "vxorps ymm11, ymm11, ymm11",
-        "2:",
-        "mov {tp}, {taps}",
-        "mov {tc}, {ntaps}",
-        "3:",
-        "mov {off}, qword ptr [{tp}]",
-        "lea {off}, [{base} + 4*{off}]",
-        "vmovups ymm12, ymmword ptr [{off}]",
-        "vmovups ymm13, ymmword ptr [{off} + 32]",
-        "vmovups ymm14, ymmword ptr [{off} + 64]",
-        "vbroadcastss ymm15, dword ptr [{wk} + 0]",
-        "vfmadd231ps ymm0, ymm15, ymm12",
-        "vfmadd231ps ymm1, ymm15, ymm13",
-        "vfmadd231ps ymm2, ymm15, ymm14",
-        "vbroadcastss ymm15, dword ptr [{wk} + 4]",
-        "vfmadd231ps ymm3, ymm15, ymm12",
-        "vfmadd231ps ymm4, ymm15, ymm13",
-        "vfmadd231ps ymm5, ymm15, ymm14",
-        "vbroadcastss ymm15, dword ptr [{wk} + 8]",
-        "vfmadd231ps ymm6, ymm15, ymm12",
-        "vfmadd231ps ymm7, ymm15, ymm13",
-        "vfmadd231ps ymm8, ymm15, ymm14",
-        "vbroadcastss ymm15, dword ptr [{wk} + 12]",
-        "vfmadd231ps ymm9, ymm15, ymm12",
-        "vfmadd231ps ymm10, ymm15, ymm13",
-        "vfmadd231ps ymm11, ymm15, ymm14",
-        "add {wk}, 16",
-        "add {tp}, 8",
-        "dec {tc}",
-        "jnz 3b",
-        "add {base}, {plane}",
-        "dec {ci}",
-        "jnz 2b",
-        "vmovups ymmword ptr [{out} + 0], ymm0",
-        "vmovups ymmword ptr [{out} + 32], ymm1",
-        "vmovups ymmword ptr [{out} + 64], ymm2",
-        "add {out}, {row}",
-        "vmovups ymmword ptr [{out} + 0], ymm3",
-        "vmovups ymmword ptr [{out} + 32], ymm4",
-        "vmovups ymmword ptr [{out} + 64], ymm5",
-        "add {out}, {row}",
-        "vmovups ymmword ptr [{out} + 0], ymm6",
-        "vmovups ymmword ptr [{out} + 32], ymm7",
-        "vmovups ymmword ptr [{out} + 64], ymm8",
-        "add {out}, {row}",
-        "vmovups ymmword ptr [{out} + 0], ymm9",
-        "vmovups ymmword ptr [{out} + 32], ymm10",
-        "vmovups ymmword ptr [{out} + 64], ymm11",
-            base = inout(reg) xp => _,
-            plane = in(reg) plane * 4,
-            ci = inout(reg) cin => _,
-            taps = in(reg) taps.as_ptr(),
-            ntaps = in(reg) taps.len(),
-            tp = out(reg) _,
-            tc = out(reg) _,
-            off = out(reg) _,
-            wk = inout(reg) w => _,
-            out = inout(reg) out => _,
-            row = in(reg) qr * 4,
-            out("ymm0") _, out("ymm1") _, out("ymm2") _, out("ymm3") _, out("ymm4") _, out("ymm5") _, out("ymm6") _, out("ymm7") _, out("ymm8") _, out("ymm9") _, out("ymm10") _, out("ymm11") _, out("ymm12") _, out("ymm13") _, out("ymm14") _, out("ymm15") _,
-            options(nostack),
-        );
     }
 }
 

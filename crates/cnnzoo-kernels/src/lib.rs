@@ -1,24 +1,28 @@
-//! CPU fast paths for cnnzoo's networks.
+//! CPU fast paths for cnnzoo's networks, as Burn backend extensions.
 //!
-//! [`conv`] holds the kernels on plain NCHW slices (convolution forward, backward-data and
-//! backward-weight as im2col + GEMM, or [`direct`] kernels, or [`winograd`] F(4x4, 3x3) for
-//! 3x3s over 32-256 channels (32-512 at inference), or [`pointwise`] for 1x1s and, over
-//! their im2col matrix, the forward pass of the others without groups that no other kernel
-//! takes),
-//! [`batch_norm`](mod@batch_norm) (BatchNorm in one or two passes), [`residual`] (the fused
-//! block ends), [`shortcut`] (option A's zero-pad shortcut, one pass each way),
-//! [`squeeze_excite`] (an SE unit fused with its block end), [`pool`] (max pooling) and
-//! [`weight_cache`] (inference's Winograd-transformed weights, kept between calls);
-//! [`precision`] runs the convolutions of the GPU backends in bf16 or f16 (mixed precision);
-//! [`backend`] makes them a Burn backend extension with its own autodiff backward, and
-//! [`conv2d`], [`batch_norm_train`], [`batch_norm()`] and [`max_pool2d`] are among the
-//! calls the networks make.
+//! The crate has two layers. [`ops`] is what the networks call, one module per operation:
+//! convolution, BatchNorm, a residual block's end, the SE unit, the zero-pad shortcut and max
+//! pooling. Each is a Burn backend extension. It runs cnnzoo's kernels on Flex (Burn's CPU
+//! backend), with its own backward under autodiff, and Burn's own operations on every other
+//! backend.
+//!
+//! Underneath are the kernels on plain NCHW `f32` slices. [`conv`] sends each convolution to
+//! one of four paths: [`winograd`] F(4x4, 3x3) for stride-1 3x3s over 32-256 channels,
+//! [`pointwise`] for 1x1s, [`direct`] for convolutions over few channels, and [`im2col`] +
+//! GEMM for the rest. They share [`geometry`] (a convolution's shape and its epilogue) and one
+//! register-tile microkernel. The other kernels are [`batch_norm`](mod@batch_norm),
+//! [`residual`], [`squeeze_excite`], [`shortcut`] and [`pool`]. [`weight_cache`] keeps
+//! inference's Winograd-transformed weights between calls, and [`precision`] runs the GPU
+//! backends' convolutions in bf16 or f16.
 
-pub mod backend;
 pub mod batch_norm;
 mod buffer;
 pub mod conv;
 pub mod direct;
+pub mod geometry;
+pub mod im2col;
+mod microkernel;
+pub mod ops;
 pub mod pointwise;
 pub mod pool;
 pub mod precision;
@@ -31,9 +35,10 @@ pub mod torch;
 pub mod weight_cache;
 pub mod winograd;
 
-pub use backend::{
-    ConvKernels, add_relu, batch_norm, batch_norm_train, conv2d, conv2d_add_relu, conv2d_relu,
-    max_pool2d, scale_add_relu, se_scale_add_relu, uses_kernels, zero_pad_shortcut,
+pub use geometry::{ConvGeometry, Epilogue};
+pub use ops::batch_norm::batch_norm;
+pub use ops::{
+    add_relu, batch_norm_train, conv2d, conv2d_add_relu, conv2d_relu, max_pool2d, scale_add_relu,
+    se_scale_add_relu, uses_kernels, zero_pad_shortcut,
 };
-pub use conv::ConvGeometry;
 pub use precision::{Precision, autocast, set_autocast};

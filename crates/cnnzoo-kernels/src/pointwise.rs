@@ -25,13 +25,15 @@
 use rayon::prelude::*;
 
 use crate::buffer::{self, Shared};
-use crate::conv::{ConvGeometry, Epilogue};
+use crate::geometry::{ConvGeometry, Epilogue, check_forward};
+use crate::im2col::im2col_into;
+use crate::microkernel::{self, Fuse, simd_available};
 use crate::simd::{copy_row, prefetch};
 
 /// Output channels per product tile.
-const R: usize = crate::direct::PRODUCT_ROWS;
+const R: usize = microkernel::ROWS;
 /// Columns per product tile: a block's width is padded to a multiple of it.
-const COLS: usize = crate::direct::PRODUCT_COLS;
+const COLS: usize = microkernel::COLS;
 /// Bytes of packed input one block keeps: read once per 4 output channels, so it should stay
 /// in the core's L2 cache.
 const BLOCK_BYTES: usize = 256 * 1024;
@@ -52,7 +54,7 @@ pub fn supports(g: &ConvGeometry) -> bool {
         && g.groups == 1
         && g.output_len() > 0
         && g.input_len() > 0
-        && crate::direct::simd_available()
+        && simd_available()
 }
 
 /// Whether [`backward_data`] can compute this convolution's input gradient: [`supports`] and
@@ -355,24 +357,6 @@ fn convolve(
     unsafe { buffer::assume_init(out) }
 }
 
-/// The epilogue as the register tile applies it: pointers to the tile's 4 biases and to its
-/// residual (rows as far apart as the output's), null for none.
-#[derive(Clone, Copy)]
-struct Fuse {
-    bias: *const f32,
-    residual: *const f32,
-    relu: bool,
-}
-
-impl Fuse {
-    /// No epilogue.
-    const NONE: Fuse = Fuse {
-        bias: std::ptr::null(),
-        residual: std::ptr::null(),
-        relu: false,
-    };
-}
-
 /// `y[j * stride + q] = e(sum_i w(j, i) * x[i * COLS + q])` for the 4 rows `j` and the
 /// [`COLS`] columns `q` over `rows` input rows `i`, `e` adding the residual
 /// (`fuse.residual[j * stride + q]`), then the bias (`fuse.bias[j]`), then taking the ReLU,
@@ -387,7 +371,16 @@ unsafe fn tile(x: &[f32], w: Weights, rows: usize, y: *mut f32, stride: usize, f
     #[cfg(target_arch = "x86_64")]
     // SAFETY: as the caller guarantees; the operands' reads are bounded by the asserts.
     unsafe {
-        tile_avx2(x.as_ptr(), w, rows, y, stride, fuse)
+        microkernel::fused_tile(
+            x.as_ptr(),
+            w.w.as_ptr(),
+            w.row,
+            w.col,
+            rows,
+            y,
+            stride,
+            fuse,
+        )
     };
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -396,165 +389,11 @@ unsafe fn tile(x: &[f32], w: Weights, rows: usize, y: *mut f32, stride: usize, f
     }
 }
 
-/// [`tile`]'s register tile: the 12 accumulators in ymm0-11, the three input vectors in
-/// ymm12-14 and the broadcast weight in ymm15; both operands are read front to back.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn tile_avx2(
-    x: *const f32,
-    w: Weights,
-    rows: usize,
-    y: *mut f32,
-    stride: usize,
-    fuse: Fuse,
-) {
-    use std::arch::x86_64::{_MM_HINT_ET0, _MM_HINT_T0, _mm_prefetch};
-    // The output rows and the residual are far apart in memory and rarely in cache: asking
-    // for their lines now lets them arrive while the products run, instead of stalling the
-    // stores and the residual's loads at the end.
-    for r in 0..R {
-        for off in [0, 16, COLS - 1] {
-            // SAFETY: a prefetch never faults; the addresses are inside the tile's rows.
-            unsafe {
-                let at = r * stride + off;
-                _mm_prefetch::<_MM_HINT_ET0>(y.add(at).cast::<i8>());
-                if !fuse.residual.is_null() {
-                    _mm_prefetch::<_MM_HINT_T0>(fuse.residual.add(at).cast::<i8>());
-                }
-            }
-        }
-    }
-    // SAFETY: the caller guarantees every address read or written is in bounds.
-    unsafe {
-        std::arch::asm!(
-        "vxorps ymm0, ymm0, ymm0",
-        "vxorps ymm1, ymm1, ymm1",
-        "vxorps ymm2, ymm2, ymm2",
-        "vxorps ymm3, ymm3, ymm3",
-        "vxorps ymm4, ymm4, ymm4",
-        "vxorps ymm5, ymm5, ymm5",
-        "vxorps ymm6, ymm6, ymm6",
-        "vxorps ymm7, ymm7, ymm7",
-        "vxorps ymm8, ymm8, ymm8",
-        "vxorps ymm9, ymm9, ymm9",
-        "vxorps ymm10, ymm10, ymm10",
-        "vxorps ymm11, ymm11, ymm11",
-        "2:",
-        "vmovups ymm12, ymmword ptr [{x}]",
-        "vmovups ymm13, ymmword ptr [{x} + 32]",
-        "vmovups ymm14, ymmword ptr [{x} + 64]",
-        "vbroadcastss ymm15, dword ptr [{w}]",
-        "vfmadd231ps ymm0, ymm15, ymm12",
-        "vfmadd231ps ymm1, ymm15, ymm13",
-        "vfmadd231ps ymm2, ymm15, ymm14",
-        "vbroadcastss ymm15, dword ptr [{w} + {js}]",
-        "vfmadd231ps ymm3, ymm15, ymm12",
-        "vfmadd231ps ymm4, ymm15, ymm13",
-        "vfmadd231ps ymm5, ymm15, ymm14",
-        "vbroadcastss ymm15, dword ptr [{w} + 2*{js}]",
-        "vfmadd231ps ymm6, ymm15, ymm12",
-        "vfmadd231ps ymm7, ymm15, ymm13",
-        "vfmadd231ps ymm8, ymm15, ymm14",
-        "vbroadcastss ymm15, dword ptr [{w} + {j3}]",
-        "vfmadd231ps ymm9, ymm15, ymm12",
-        "vfmadd231ps ymm10, ymm15, ymm13",
-        "vfmadd231ps ymm11, ymm15, ymm14",
-        "add {x}, 96",
-        "add {w}, {ks}",
-        "dec {n}",
-        "jnz 2b",
-        // The residual, row by row.
-        "test {res}, {res}",
-        "jz 3f",
-        "vaddps ymm0, ymm0, ymmword ptr [{res}]",
-        "vaddps ymm1, ymm1, ymmword ptr [{res} + 32]",
-        "vaddps ymm2, ymm2, ymmword ptr [{res} + 64]",
-        "add {res}, {row}",
-        "vaddps ymm3, ymm3, ymmword ptr [{res}]",
-        "vaddps ymm4, ymm4, ymmword ptr [{res} + 32]",
-        "vaddps ymm5, ymm5, ymmword ptr [{res} + 64]",
-        "add {res}, {row}",
-        "vaddps ymm6, ymm6, ymmword ptr [{res}]",
-        "vaddps ymm7, ymm7, ymmword ptr [{res} + 32]",
-        "vaddps ymm8, ymm8, ymmword ptr [{res} + 64]",
-        "add {res}, {row}",
-        "vaddps ymm9, ymm9, ymmword ptr [{res}]",
-        "vaddps ymm10, ymm10, ymmword ptr [{res} + 32]",
-        "vaddps ymm11, ymm11, ymmword ptr [{res} + 64]",
-        "3:",
-        // One bias per row.
-        "test {bias}, {bias}",
-        "jz 4f",
-        "vbroadcastss ymm15, dword ptr [{bias}]",
-        "vaddps ymm0, ymm0, ymm15",
-        "vaddps ymm1, ymm1, ymm15",
-        "vaddps ymm2, ymm2, ymm15",
-        "vbroadcastss ymm15, dword ptr [{bias} + 4]",
-        "vaddps ymm3, ymm3, ymm15",
-        "vaddps ymm4, ymm4, ymm15",
-        "vaddps ymm5, ymm5, ymm15",
-        "vbroadcastss ymm15, dword ptr [{bias} + 8]",
-        "vaddps ymm6, ymm6, ymm15",
-        "vaddps ymm7, ymm7, ymm15",
-        "vaddps ymm8, ymm8, ymm15",
-        "vbroadcastss ymm15, dword ptr [{bias} + 12]",
-        "vaddps ymm9, ymm9, ymm15",
-        "vaddps ymm10, ymm10, ymm15",
-        "vaddps ymm11, ymm11, ymm15",
-        "4:",
-        "test {relu}, {relu}",
-        "jz 5f",
-        "vxorps ymm15, ymm15, ymm15",
-        "vmaxps ymm0, ymm0, ymm15",
-        "vmaxps ymm1, ymm1, ymm15",
-        "vmaxps ymm2, ymm2, ymm15",
-        "vmaxps ymm3, ymm3, ymm15",
-        "vmaxps ymm4, ymm4, ymm15",
-        "vmaxps ymm5, ymm5, ymm15",
-        "vmaxps ymm6, ymm6, ymm15",
-        "vmaxps ymm7, ymm7, ymm15",
-        "vmaxps ymm8, ymm8, ymm15",
-        "vmaxps ymm9, ymm9, ymm15",
-        "vmaxps ymm10, ymm10, ymm15",
-        "vmaxps ymm11, ymm11, ymm15",
-        "5:",
-        "vmovups ymmword ptr [{y} + 0], ymm0",
-        "vmovups ymmword ptr [{y} + 32], ymm1",
-        "vmovups ymmword ptr [{y} + 64], ymm2",
-        "add {y}, {row}",
-        "vmovups ymmword ptr [{y} + 0], ymm3",
-        "vmovups ymmword ptr [{y} + 32], ymm4",
-        "vmovups ymmword ptr [{y} + 64], ymm5",
-        "add {y}, {row}",
-        "vmovups ymmword ptr [{y} + 0], ymm6",
-        "vmovups ymmword ptr [{y} + 32], ymm7",
-        "vmovups ymmword ptr [{y} + 64], ymm8",
-        "add {y}, {row}",
-        "vmovups ymmword ptr [{y} + 0], ymm9",
-        "vmovups ymmword ptr [{y} + 32], ymm10",
-        "vmovups ymmword ptr [{y} + 64], ymm11",
-            x = inout(reg) x => _,
-            w = inout(reg) w.w.as_ptr() => _,
-            js = in(reg) w.row * 4,
-            j3 = in(reg) w.row * 12,
-            ks = in(reg) w.col * 4,
-            n = inout(reg) rows => _,
-            y = inout(reg) y => _,
-            row = in(reg) stride * 4,
-            res = inout(reg) fuse.residual => _,
-            bias = in(reg) fuse.bias,
-            relu = in(reg) usize::from(fuse.relu),
-            out("ymm0") _, out("ymm1") _, out("ymm2") _, out("ymm3") _, out("ymm4") _, out("ymm5") _, out("ymm6") _, out("ymm7") _, out("ymm8") _, out("ymm9") _, out("ymm10") _, out("ymm11") _, out("ymm12") _, out("ymm13") _, out("ymm14") _, out("ymm15") _,
-            options(nostack),
-        );
-    }
-}
-
 /// Forward 1x1 convolution with `epilogue` applied as each output is written; same contract
 /// as [`crate::conv::conv2d_forward_with`]. Panics unless [`supports`] holds.
 pub fn forward_with(g: &ConvGeometry, x: &[f32], weight: &[f32], epilogue: Epilogue) -> Vec<f32> {
     assert!(supports(g), "the pointwise kernel does not support {g:?}");
-    crate::conv::check_forward(g, x, weight, &epilogue);
+    check_forward(g, x, weight, &epilogue);
     let (c, o) = (g.in_channels, g.out_channels);
     let wt = Weights::in_place(weight, c);
     let src = Source {
@@ -580,13 +419,13 @@ pub fn forward_gathered_with(
         supports_gathered(g),
         "the pointwise kernel does not support {g:?} through im2col"
     );
-    crate::conv::check_forward(g, x, weight, &epilogue);
+    check_forward(g, x, weight, &epilogue);
     let (k, o) = (g.k(), g.out_channels);
     let out_size = g.out_size().expect("validated geometry");
     let p = out_size[0] * out_size[1];
     let in_img = g.in_channels * g.in_size[0] * g.in_size[1];
     let cols = buffer::par_written(g.batch * k * p, k * p, |n, cols| {
-        crate::conv::im2col_into(g, &x[n * in_img..][..in_img], 0, cols);
+        im2col_into(g, &x[n * in_img..][..in_img], 0, cols);
     });
     let wt = Weights::in_place(weight, k);
     let src = Source {
@@ -626,7 +465,7 @@ pub fn supports_gathered(g: &ConvGeometry) -> bool {
         && g.groups == 1
         && g.output_len() > 0
         && g.input_len() > 0
-        && crate::direct::simd_available()
+        && simd_available()
 }
 
 /// Gradient with respect to the input of a 1x1 convolution (the output gradient times the

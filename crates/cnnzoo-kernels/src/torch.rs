@@ -19,7 +19,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{BackendTypes, LibTorch};
 use tch::{Kind, Tensor as Torch};
 
-use crate::backend::{ConvKernels, TorchBatchNorm, batch_norm_mode};
+use crate::ops::batch_norm::{BatchNormOps, TorchBatchNorm, batch_norm_mode};
 
 /// LibTorch's float tensor (`burn_tch::TchTensor`).
 type TchFloat = <LibTorch as BackendTypes>::FloatTensorPrimitive;
@@ -33,7 +33,7 @@ fn inverse_std(variance: &Torch, epsilon: f64) -> Torch {
     (variance + epsilon).rsqrt()
 }
 
-impl ConvKernels for LibTorch {
+impl BatchNormOps for LibTorch {
     fn cnnzoo_batch_norm_train(
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
@@ -69,7 +69,7 @@ impl ConvKernels for LibTorch {
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         if batch_norm_mode() != TorchBatchNorm::Native || !on_cuda_f32(&x.tensor) {
             // PyTorch's backward pair is CUDA-only and opt-in: Burn's composition otherwise.
-            return crate::backend::burn_batch_norm_train_backward::<Self>(
+            return crate::ops::batch_norm::burn_batch_norm_train_backward::<Self>(
                 x, gamma, beta, mean, variance, epsilon, relu, grad,
             );
         }

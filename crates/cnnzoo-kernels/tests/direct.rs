@@ -9,8 +9,8 @@ use common::{assert_close, values};
 use burn::tensor::module::conv2d as reference_conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Distribution, Tensor};
-use cnnzoo_kernels::conv::{self, ConvGeometry};
 use cnnzoo_kernels::direct;
+use cnnzoo_kernels::{ConvGeometry, im2col};
 
 /// `[N, C, H, W]`, output channels, kernel, symmetric padding, groups.
 type Case = ([usize; 4], usize, [usize; 2], [usize; 2], usize);
@@ -132,17 +132,17 @@ fn direct_matches_gemm_with_uneven_padding() {
             (
                 "forward",
                 direct::forward(&g, &x, &w),
-                conv::gemm_forward(&g, &x, &w),
+                im2col::forward(&g, &x, &w),
             ),
             (
                 "dL/dx",
                 direct::backward_data(&g, &dy, &w),
-                conv::gemm_backward_data(&g, &dy, &w),
+                im2col::backward_data(&g, &dy, &w),
             ),
             (
                 "dL/dw",
                 direct::backward_weight(&g, &x, &dy),
-                conv::gemm_backward_weight(&g, &x, &dy),
+                im2col::backward_weight(&g, &x, &dy),
             ),
         ];
         for (what, ours, gemm) in pairs {
@@ -275,8 +275,8 @@ fn strided_direct_matches_burn_and_gemm() {
             (values(y), values(wg.grad(&grads).unwrap()))
         } else {
             (
-                conv::gemm_forward(&g, &xv, &wv),
-                conv::gemm_backward_weight(&g, &xv, &pv),
+                im2col::forward(&g, &xv, &wv),
+                im2col::backward_weight(&g, &xv, &pv),
             )
         };
         assert_close(&format!("strided case {i} forward"), &ours, &want_y, 1e-5);

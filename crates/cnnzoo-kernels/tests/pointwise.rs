@@ -10,8 +10,8 @@ use common::{assert_close, burn_reference, check_in_pools, panic_message, pseudo
 use burn::tensor::module::conv2d as reference_conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Distribution, Tensor};
-use cnnzoo_kernels::conv::{self, ConvGeometry, Epilogue};
 use cnnzoo_kernels::pointwise;
+use cnnzoo_kernels::{ConvGeometry, Epilogue, conv, im2col};
 
 /// Sums in another order than the reference's: observed errors are about 1e-7 of the
 /// output's magnitude; a dropped or misplaced column is off by more than 1e-2.
@@ -148,7 +148,7 @@ fn pointwise_matches_gemm_with_each_part_of_the_epilogue() {
         let dy = pseudo_random(g.output_len(), 3);
         let bias = pseudo_random(g.out_channels, 4);
         let residual = pseudo_random(g.output_len(), 5);
-        let want_dx = conv::gemm_backward_data(&g, &dy, &w);
+        let want_dx = im2col::backward_data(&g, &dy, &w);
         let epilogues = [
             ("bias", Some(&bias[..]), None, false),
             ("residual", None, Some(&residual[..]), false),
@@ -161,7 +161,7 @@ fn pointwise_matches_gemm_with_each_part_of_the_epilogue() {
                 residual,
                 relu,
             };
-            let want_y = conv::gemm_forward_with(&g, &x, &w, epilogue);
+            let want_y = im2col::forward_with(&g, &x, &w, epilogue);
             if relu {
                 assert!(
                     want_y.contains(&0.0) && want_y.iter().any(|v| *v > 0.0),
@@ -212,7 +212,7 @@ fn strided_pointwise_matches_burn_and_gemm() {
             residual: Some(&residual),
             relu: true,
         };
-        let want_fused = conv::gemm_forward_with(&g, &xv, &wv, epilogue);
+        let want_fused = im2col::forward_with(&g, &xv, &wv, epilogue);
         let what = format!("strided case {i}");
         check_in_pools(
             &what,
@@ -262,7 +262,7 @@ fn gathered_convolutions_match_burn_and_gemm() {
             residual: Some(&residual),
             relu: true,
         };
-        let want_fused = conv::gemm_forward_with(&g, &xv, &wv, epilogue);
+        let want_fused = im2col::forward_with(&g, &xv, &wv, epilogue);
         assert!(want_fused.contains(&0.0) && want_fused.iter().any(|v| *v > 0.0));
         check_in_pools(
             &format!("gathered case {i}"),
@@ -303,7 +303,7 @@ fn conv_dispatch_takes_the_gathered_path_where_it_applies() {
         y,
         pointwise::forward_gathered_with(&g, &x, &w, Epilogue::default())
     );
-    assert_close("dispatched y", &y, &conv::gemm_forward(&g, &x, &w), TOL);
+    assert_close("dispatched y", &y, &im2col::forward(&g, &x, &w), TOL);
     // Too few columns (the 512-channel one at batch 1: 49), or an im2col matrix over the
     // bound, or groups: the GEMM path stays.
     let few = ConvGeometry {
@@ -335,13 +335,13 @@ fn conv_dispatch_takes_pointwise_where_it_applies() {
     let dy = pseudo_random(g.output_len(), 8);
     let y = conv::conv2d_forward(&g, &x, &w);
     assert_eq!(y, pointwise::forward_with(&g, &x, &w, Epilogue::default()));
-    assert_close("dispatched y", &y, &conv::gemm_forward(&g, &x, &w), TOL);
+    assert_close("dispatched y", &y, &im2col::forward(&g, &x, &w), TOL);
     let dx = conv::conv2d_backward_data(&g, &dy, &w);
     assert_eq!(dx, pointwise::backward_data(&g, &dy, &w));
     assert_close(
         "dispatched dx",
         &dx,
-        &conv::gemm_backward_data(&g, &dy, &w),
+        &im2col::backward_data(&g, &dy, &w),
         TOL,
     );
     // On 1x1 maps (SE's excitation) the GEMM path's one matrix product over the batch stays.

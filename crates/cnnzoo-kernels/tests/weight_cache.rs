@@ -11,7 +11,7 @@ use common::{assert_close, values};
 use burn::tensor::module::conv2d as burn_conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Distribution, Tensor};
-use cnnzoo_kernels::conv::ConvGeometry;
+use cnnzoo_kernels::ConvGeometry;
 use cnnzoo_kernels::weight_cache::cached_bytes;
 use cnnzoo_kernels::winograd;
 

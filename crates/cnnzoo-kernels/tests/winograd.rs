@@ -8,8 +8,8 @@ use common::{assert_close, burn_reference, check_in_pools, panic_message, pseudo
 
 use burn::tensor::Device;
 use burn::tensor::ops::ConvOptions;
-use cnnzoo_kernels::conv::{self, ConvGeometry, Epilogue};
 use cnnzoo_kernels::winograd;
+use cnnzoo_kernels::{ConvGeometry, Epilogue, conv, im2col};
 
 /// Rounding of the transforms: observed errors are about 1e-6 of the output's magnitude
 /// here; a wrong transform constant or a misplaced tile is off by more than 1e-2.
@@ -120,8 +120,8 @@ fn winograd_matches_gemm_with_epilogue_and_uneven_padding() {
             residual: Some(&residual),
             relu: true,
         };
-        let want_y = conv::gemm_forward_with(&g, &x, &w, epilogue);
-        let want_dx = conv::gemm_backward_data(&g, &dy, &w);
+        let want_y = im2col::forward_with(&g, &x, &w, epilogue);
+        let want_dx = im2col::backward_data(&g, &dy, &w);
         assert!(
             want_y.contains(&0.0) && want_y.iter().any(|v| *v > 0.0),
             "case {i}: the ReLU should clip some outputs and keep others"
@@ -165,13 +165,13 @@ fn conv_dispatch_takes_winograd_where_it_applies() {
     // Winograd's rounding differs from the GEMM's: the dispatched result must be close to
     // the GEMM's and equal to Winograd's own.
     let y = conv::conv2d_forward(&g, &x, &w);
-    assert_close("dispatched y", &y, &conv::gemm_forward(&g, &x, &w), TOL);
+    assert_close("dispatched y", &y, &im2col::forward(&g, &x, &w), TOL);
     assert_eq!(y, winograd::forward_with(&g, &x, &w, Epilogue::default()));
     let dx = conv::conv2d_backward_data(&g, &dy, &w);
     assert_close(
         "dispatched dx",
         &dx,
-        &conv::gemm_backward_data(&g, &dy, &w),
+        &im2col::backward_data(&g, &dy, &w),
         TOL,
     );
     assert_eq!(dx, winograd::backward_data(&g, &dy, &w));

@@ -4,7 +4,8 @@
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 
-use super::conv_bn_act::{Activation, BnActConv, ConvBnActConfig, Norm};
+use super::activation::Activation;
+use super::conv_bn_act::{BnActConv, ConvBnActConfig, Norm};
 use super::pool::Pool2d;
 use crate::summary::{FeatureShape, ShapeError, Summarize, Summary, join};
 

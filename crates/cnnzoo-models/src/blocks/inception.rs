@@ -9,7 +9,8 @@ use burn::tensor::activation::relu;
 use burn::tensor::module::adaptive_avg_pool2d;
 use burn::tensor::{Device, Tensor};
 
-use super::conv_bn_act::{Activation, ConvBnAct, ConvBnActConfig, Norm};
+use super::activation::Activation;
+use super::conv_bn_act::{ConvBnAct, ConvBnActConfig, Norm};
 use super::pool::{Pool2d, global_avg_pool};
 use super::squeeze_excite::{SeSettings, SqueezeExcite};
 use crate::summary::{FeatureShape, ShapeError, Summarize, Summary, join};

@@ -9,7 +9,7 @@ use burn::nn::{BatchNorm, PaddingConfig2d};
 use burn::tensor::Tensor;
 use burn::tensor::ops::ConvOptions;
 
-use crate::blocks::conv_bn_act::Activation;
+use crate::blocks::activation::Activation;
 
 /// `conv.forward(x)`, computed by [`cnnzoo_kernels::conv2d`].
 pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {

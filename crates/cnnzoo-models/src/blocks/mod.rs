@@ -1,5 +1,6 @@
 //! Building blocks shared by every network of the family.
 
+pub mod activation;
 pub mod conv_bn_act;
 pub mod dense;
 pub mod head;
@@ -10,7 +11,8 @@ pub mod residual;
 pub mod squeeze_excite;
 pub mod stem;
 
-pub use conv_bn_act::{Activation, BnActConv, ConvBnAct, ConvBnActConfig, Norm, UnitTap, no_tap};
+pub use activation::Activation;
+pub use conv_bn_act::{BnActConv, ConvBnAct, ConvBnActConfig, Norm, UnitTap, no_tap};
 pub use head::{Head, HeadKind};
 pub use pool::{Pool2d, PoolKind};
 pub use residual::{BlockKind, ResidualBlock, ResidualBlockConfig, ShortcutKind};

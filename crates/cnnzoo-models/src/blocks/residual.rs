@@ -9,7 +9,8 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::conv_bn_act::{Activation, ConvBnAct, ConvBnActConfig, Norm, UnitTap, no_tap};
+use super::activation::Activation;
+use super::conv_bn_act::{ConvBnAct, ConvBnActConfig, Norm, UnitTap, no_tap};
 use super::layers::conv_add_relu;
 use super::squeeze_excite::{SePosition, SeSettings, SqueezeExcite};
 use crate::summary::{FeatureShape, ShapeError, Summarize, Summary, join};
@@ -269,7 +270,9 @@ impl ResidualBlock {
 
     /// The residual function F(x) (including an SE-PRE unit, excluding standard SE).
     pub fn branch(&self, x: Tensor<4>) -> Tensor<4> {
-        self.branch_tapped(x, &mut no_tap, &mut None)
+        let (units, (_, last)) = self.units();
+        let x = self.excite_at(SePosition::Pre, x, &mut None);
+        last.forward(units.iter().fold(x, |h, (_, unit)| unit.forward(h)))
     }
 
     /// Recalibrates `t` by the block's SE unit if it sits at `position`, keeping its gates.
@@ -289,43 +292,30 @@ impl ResidualBlock {
         }
     }
 
-    fn branch_tapped(
-        &self,
-        x: Tensor<4>,
-        tap: UnitTap,
-        gates: &mut Option<Tensor<4>>,
-    ) -> Tensor<4> {
-        let x = self.excite_at(SePosition::Pre, x, gates);
-        let y = tap("conv1", &self.conv1, self.conv1.forward(x));
-        let y = tap("conv2", &self.conv2, self.conv2.forward(y));
+    /// The branch's conv units but the last, by name, and the last one: the last unit is where
+    /// the block end may begin (see [`Self::forward_observed`]).
+    fn units(&self) -> (Vec<(&'static str, &ConvBnAct)>, (&'static str, &ConvBnAct)) {
         match &self.conv3 {
-            Some(c) => tap("conv3", c, c.forward(y)),
-            None => y,
+            Some(c3) => (
+                vec![("conv1", &self.conv1), ("conv2", &self.conv2)],
+                ("conv3", c3),
+            ),
+            None => (vec![("conv1", &self.conv1)], ("conv2", &self.conv2)),
         }
     }
 
-    /// The branch's last unit when the block end can absorb it: a bare biased convolution
-    /// (BatchNorm folded into it, no activation) followed directly by the addition and a ReLU,
-    /// with no SE unit in between.
-    fn absorbable_last_unit(&self) -> Option<&ConvBnAct> {
-        let last = self.conv3.as_ref().unwrap_or(&self.conv2);
+    /// The convolution of the branch's last unit when the block end can take it into one
+    /// pass (at inference, `relu(conv(h) + shortcut)`): a bare biased convolution (BatchNorm
+    /// folded into it, no activation) followed directly by the addition with a shortcut and a
+    /// ReLU, no SE unit after the branch.
+    fn absorbable(&self, last: &'_ ConvBnAct) -> bool {
         let bare = last.bn.is_none() && last.act.is_none() && last.conv.bias.is_some();
         let plain_end = self.act == Activation::Relu
+            && self.shortcut != Shortcut::None
             && self.se_at(SePosition::Standard).is_none()
             && self.se_at(SePosition::Post).is_none()
             && self.se_at(SePosition::Identity).is_none();
-        (bare && plain_end).then_some(last)
-    }
-
-    /// The branch up to the input of its last unit (no taps).
-    fn branch_before_last(&self, x: Tensor<4>, gates: &mut Option<Tensor<4>>) -> Tensor<4> {
-        let y = self
-            .conv1
-            .forward(self.excite_at(SePosition::Pre, x, gates));
-        match &self.conv3 {
-            Some(_) => self.conv2.forward(y),
-            None => y,
-        }
+        bare && plain_end
     }
 
     /// The shortcut path, or `None` for a plain block.
@@ -371,10 +361,10 @@ impl ResidualBlock {
         self.forward_observed(x, &mut no_tap, Observe::Gates)
     }
 
-    /// The block's output, and its SE gates when `observe` asks for them. Unobserved parts
-    /// run fused: a standard SE unit with the block end (its gates stay inside), and at
-    /// inference the branch's last convolution with the addition and ReLU (its output is not
-    /// shown to the tap).
+    /// The block's output, and its SE gates when `observe` asks for them: the branch's units,
+    /// the shortcut, then [`Self::end`]. When nothing is observed and the last unit is
+    /// [`absorbable`](Self::absorbable), that unit's convolution, the addition and the ReLU
+    /// run as one operation instead.
     fn forward_observed(
         &self,
         x: Tensor<4>,
@@ -382,52 +372,64 @@ impl ResidualBlock {
         observe: Observe,
     ) -> (Tensor<4>, Option<Tensor<4>>) {
         let mut gates = None;
+        let (units, (name, last)) = self.units();
+        let mut h = self.excite_at(SePosition::Pre, x.clone(), &mut gates);
+        for (name, unit) in units {
+            h = tap(name, unit, unit.forward(h));
+        }
         if observe == Observe::Nothing
-            && let Some(last) = self.absorbable_last_unit()
+            && self.absorbable(last)
             && let Some(sc) = self.shortcut_tapped(x.clone(), tap, &mut gates)
         {
-            let h = self.branch_before_last(x, &mut gates);
             return (conv_add_relu(&last.conv, h, sc), gates);
         }
-        let want_gates = observe == Observe::Gates;
-        let y = self.branch_tapped(x.clone(), &mut *tap, &mut gates);
+        let y = tap(name, last, last.forward(h));
         let shortcut = self.shortcut_tapped(x, tap, &mut gates);
-        // ReLU right after the addition (no SE-POST unit between): the addition, a standard SE
-        // unit's scaling and the ReLU are one fused pass (on the CPU; Burn's ops elsewhere).
-        if let Some(sc) = &shortcut
-            && self.act == Activation::Relu
-            && self.se_at(SePosition::Post).is_none()
-        {
-            // Squeeze, excitation, scale, addition and ReLU as one operation when nobody asks
-            // for the gates (and both FCs have their biases, as built).
-            let fused = self.se_at(SePosition::Standard).filter(|_| !want_gates);
-            let fused = fused.and_then(|se| {
-                let b1 = se.fc1.bias.as_ref()?.val();
-                let b2 = se.fc2.bias.as_ref()?.val();
-                Some((se, b1, b2))
-            });
-            if let Some((se, b1, b2)) = fused {
-                let (w1, w2) = (se.fc1.weight.val(), se.fc2.weight.val());
-                let y = cnnzoo_kernels::se_scale_add_relu(y, w1, b1, w2, b2, sc.clone());
-                return (y, None);
-            }
-            let y = match self.se_at(SePosition::Standard) {
+        self.end(y, shortcut, observe == Observe::Gates, gates)
+    }
+
+    /// The block end after the branch `y`: its SE unit (standard or post), the addition of the
+    /// shortcut and the activation, returning the output and the gates (`gates`, the ones an
+    /// earlier SE unit applied, unless this end's unit applies its own). With a ReLU right after
+    /// the addition they are one fused operation of the kernels: `add_relu`, `scale_add_relu`
+    /// with the gates, or, when the gates are not wanted, `se_scale_add_relu` with squeeze and
+    /// excitation inside.
+    fn end(
+        &self,
+        y: Tensor<4>,
+        shortcut: Option<Tensor<4>>,
+        want_gates: bool,
+        mut gates: Option<Tensor<4>>,
+    ) -> (Tensor<4>, Option<Tensor<4>>) {
+        let standard = self.se_at(SePosition::Standard);
+        let fused_end = self.act == Activation::Relu && self.se_at(SePosition::Post).is_none();
+        match shortcut {
+            Some(sc) if fused_end => match standard {
+                Some(se) if !want_gates && se.fc1.bias.is_some() && se.fc2.bias.is_some() => {
+                    let (w1, w2) = (se.fc1.weight.val(), se.fc2.weight.val());
+                    let b1 = se.fc1.bias.as_ref().map(|b| b.val()).expect("checked");
+                    let b2 = se.fc2.bias.as_ref().map(|b| b.val()).expect("checked");
+                    let y = cnnzoo_kernels::se_scale_add_relu(y, w1, b1, w2, b2, sc);
+                    (y, None)
+                }
                 Some(se) => {
                     let g = se.gates(y.clone());
-                    gates = Some(g.clone());
-                    cnnzoo_kernels::scale_add_relu(y, g, sc.clone())
+                    let y = cnnzoo_kernels::scale_add_relu(y, g.clone(), sc);
+                    (y, Some(g))
                 }
-                None => cnnzoo_kernels::add_relu(y, sc.clone()),
-            };
-            return (y, gates);
+                None => (cnnzoo_kernels::add_relu(y, sc), gates),
+            },
+            shortcut => {
+                // With standard SE this is the channel-wise axpy y * gates + shortcut.
+                let y = self.excite_at(SePosition::Standard, y, &mut gates);
+                let y = match shortcut {
+                    Some(sc) => y + sc,
+                    None => y,
+                };
+                let y = self.excite_at(SePosition::Post, y, &mut gates);
+                (self.act.apply(y), gates)
+            }
         }
-        let y = match shortcut {
-            // With standard SE this is the channel-wise axpy y * gates + shortcut.
-            Some(sc) => self.excite_at(SePosition::Standard, y, &mut gates) + sc,
-            None => self.excite_at(SePosition::Standard, y, &mut gates),
-        };
-        let y = self.excite_at(SePosition::Post, y, &mut gates);
-        (self.act.apply(y), gates)
     }
 }
 
