@@ -8,7 +8,9 @@
 # Usage: bench/cpu.sh [run|report|all]
 #   PYTHON (default python3) needs torch and timm; THREADS (default 2); ROUNDS (default 2);
 #   CASES: a regular expression picking cases by their name (default: all); LOG: the jsonl
-#   file (default results/cpu/cpu_bench.jsonl).
+#   file (default results/cpu/cpu_bench.jsonl); BIN: a cnnzoo binary to measure instead of
+#   this checkout's (e.g. an earlier commit's build, to compare a change side by side; see
+#   bench/reference/cpu_compare.py).
 # An interrupted run continues where it stopped: (case, arm, round) lines already in the
 # jsonl file are not measured again. Delete the file to start over.
 set -euo pipefail
@@ -19,7 +21,7 @@ threads=${THREADS:-2}
 rounds=${ROUNDS:-2}
 pick=${CASES:-.}
 log=${LOG:-results/cpu/cpu_bench.jsonl}
-bin=target/debug/cnnzoo
+bin=${BIN:-target/debug/cnnzoo}
 
 # name | model | mode | batch | CxHxW | classes | extra flags | warm-up | timed iterations
 cases="
@@ -45,7 +47,7 @@ measure() { # case arm round json
 run() {
     # The dev profile builds every dependency with opt-level 3 (see Cargo.toml): as fast as
     # --release, and it shares the test suite's warm build.
-    cargo build -q
+    [ -n "${BIN:-}" ] || cargo build -q
     mkdir -p "$(dirname "$log")"
     while IFS='|' read -r name model mode batch input classes extra warmup iters; do
         [ -z "$name" ] && continue

@@ -21,7 +21,8 @@ use super::device::uses_kernels;
 use super::flex::{f32s, like, vector};
 use crate::batch_norm::{self, NormShape};
 
-/// BatchNorm with the following ReLU: cnnzoo's kernels on Flex, PyTorch's on LibTorch, Burn's composition elsewhere.
+/// BatchNorm with the following ReLU: cnnzoo's kernels on Flex, PyTorch's on LibTorch, Burn's
+/// composition elsewhere.
 #[backend_extension(Flex, Autodiff, LibTorch: cfg(feature = "tch"))]
 pub trait BatchNormOps: Backend {
     /// BatchNorm with the batch's statistics, then ReLU when `relu`: returns the output, the

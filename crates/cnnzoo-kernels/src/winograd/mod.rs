@@ -10,10 +10,14 @@
 //! (tile `t`'s columns are `4t..4t + 6`), transformed, and the results interleaved back into
 //! output rows the same way, where the convolution's epilogue (bias, residual, ReLU) is
 //! applied. On maps with 2 or 4 tiles per row (8x8, 16x16) several tile rows share a vector
-//! ([`rows_per_vector`]) instead of each filling a quarter or a half of one. `V` is laid out
-//! `[ξ][C][tiles]`, so the products run on the direct kernels' register tile (4 output
-//! channels x 24 tiles, `direct::product_tile`) with no packing. A block of tiles (a few hundred KiB of `V`) is transformed, multiplied and written
-//! out by one worker before the next, so its transformed patches stay in cache.
+//! (`transform::rows_per_vector`) instead of each filling a quarter or a half of one. `V` is
+//! laid out `[ξ][C][tiles]`, so the products run on the register tile the direct kernels share (4
+//! output channels x 24 tiles, `microkernel::product_tile`) with no packing. A block of tiles
+//! (a few hundred KiB of `V`) is transformed, multiplied and written out by one worker before
+//! the next, so its transformed patches stay in cache.
+//!
+//! [`plan`] cuts the work into blocks, [`weights`] transforms the kernels, [`transform`] the
+//! input patches and the products' tiles; this module holds the products and the dispatch.
 //!
 //! The input gradient of a stride-1 3x3 convolution is another one (flipped, transposed
 //! weights, complementary padding), so it runs through the same code. The weight gradient

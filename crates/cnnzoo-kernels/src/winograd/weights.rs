@@ -7,7 +7,7 @@ use crate::buffer;
 
 /// `U = G g Gᵀ` of every kernel `g = weight[o][i]`, or of the flipped kernel of
 /// `weight[i][o]` when `transpose` (the input gradient's kernel), laid out for
-/// [`crate::direct::product_tile`]: `[O / 4][36][I][4]`, output channels padded with zeros to
+/// [`crate::microkernel::product_tile`]: `[O / 4][36][I][4]`, output channels padded with zeros to
 /// a multiple of 4.
 pub(super) fn transform_weights(
     weight: &[f32],

@@ -60,20 +60,132 @@ impl InceptionOptions {
     }
 }
 
-fn run(units: &[ConvBnAct], x: Tensor<4>) -> Tensor<4> {
-    units.iter().fold(x, |x, u| u.forward(x))
+/// One branch of a module, from the module's input to its part (or parts) of the
+/// concatenation: a pooling, then conv units in sequence, then, for a forked branch, arms that
+/// each take that output and give a part of their own (Inception-v3's E: a 1x3 and a 3x1 side
+/// by side). The same description drives both [`forward_branches`] and
+/// [`summarize_branches`], so what runs and what the summary lists cannot disagree.
+struct Branch<'a> {
+    /// A pooling first, with its name in the summary.
+    pool: Option<(Pool2d, String)>,
+    /// Conv units in sequence, each with its name (the weight files' key).
+    units: Vec<(String, &'a ConvBnAct)>,
+    /// Arms after the units; none means the units' output is the branch's one part.
+    arms: Vec<(String, &'a ConvBnAct)>,
 }
 
-fn trace_chain(
+impl<'a> Branch<'a> {
+    /// A single unit.
+    fn unit(name: &str, unit: &'a ConvBnAct) -> Self {
+        Branch {
+            pool: None,
+            units: vec![(name.to_string(), unit)],
+            arms: Vec::new(),
+        }
+    }
+
+    /// Units in sequence, named `name.0`, `name.1`, ... (a `Vec` field's keys).
+    fn chain(name: &str, units: &'a [ConvBnAct]) -> Self {
+        Branch {
+            pool: None,
+            units: units
+                .iter()
+                .enumerate()
+                .map(|(i, u)| (format!("{name}.{i}"), u))
+                .collect(),
+            arms: Vec::new(),
+        }
+    }
+
+    /// A pooling named `name`, alone.
+    fn pool(name: &str, pool: Pool2d) -> Self {
+        Branch {
+            pool: Some((pool, name.to_string())),
+            units: Vec::new(),
+            arms: Vec::new(),
+        }
+    }
+
+    /// This branch after a pooling named `name`.
+    fn after_pool(mut self, name: &str, pool: Pool2d) -> Self {
+        self.pool = Some((pool, name.to_string()));
+        self
+    }
+
+    /// This branch forked into `arms`.
+    fn fork(mut self, arms: [(&str, &'a ConvBnAct); 2]) -> Self {
+        self.arms = arms.map(|(n, u)| (n.to_string(), u)).to_vec();
+        self
+    }
+}
+
+/// Runs the branches on `x`, concatenates their parts and applies the SE unit, if any.
+fn forward_branches(branches: Vec<Branch>, se: &Option<SqueezeExcite>, x: Tensor<4>) -> Tensor<4> {
+    let mut parts = Vec::new();
+    for b in branches {
+        let x = match &b.pool {
+            Some((pool, _)) => pool.forward(x.clone()),
+            None => x.clone(),
+        };
+        let y = b.units.iter().fold(x, |y, (_, u)| u.forward(y));
+        if b.arms.is_empty() {
+            parts.push(y);
+        } else {
+            parts.extend(b.arms.iter().map(|(_, a)| a.forward(y.clone())));
+        }
+    }
+    finish(se, parts)
+}
+
+/// [`forward_branches`]'s shapes, parameters and MACs, layer by layer, under `prefix`.
+fn summarize_branches(
+    branches: Vec<Branch>,
+    se: &Option<SqueezeExcite>,
     prefix: &str,
-    name: &str,
-    units: &[ConvBnAct],
     x: FeatureShape,
     s: &mut Summary,
 ) -> Result<FeatureShape, ShapeError> {
-    units.iter().enumerate().try_fold(x, |x, (i, u)| {
-        u.summarize(&join(prefix, &format!("{name}.{i}")), x, s)
-    })
+    let mut parts = Vec::new();
+    for b in branches {
+        let mut y = x;
+        if let Some((pool, name)) = &b.pool {
+            y = pool.summarize(join(prefix, name), y, s)?;
+        }
+        for (name, u) in &b.units {
+            y = u.summarize(&join(prefix, name), y, s)?;
+        }
+        if b.arms.is_empty() {
+            parts.push(y);
+        }
+        for (name, a) in &b.arms {
+            parts.push(a.summarize(&join(prefix, name), y, s)?);
+        }
+    }
+    let y = trace_concat(prefix, &parts, s)?;
+    trace_se(prefix, se, y, s)
+}
+
+/// Implements `forward` and [`Summarize`] for a module from its `branches()`.
+macro_rules! from_branches {
+    ($module:ty) => {
+        impl $module {
+            /// Runs the branches and concatenates them (then the SE unit, if any).
+            pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+                forward_branches(self.branches(), &self.se, x)
+            }
+        }
+
+        impl Summarize for $module {
+            fn summarize(
+                &self,
+                prefix: &str,
+                x: FeatureShape,
+                s: &mut Summary,
+            ) -> Result<FeatureShape, ShapeError> {
+                summarize_branches(self.branches(), &self.se, prefix, x, s)
+            }
+        }
+    };
 }
 
 /// Concatenates branch outputs, checking they agree spatially.
@@ -153,34 +265,17 @@ impl InceptionModule {
         }
     }
 
-    /// Runs the four branches and concatenates them.
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let b = vec![
-            self.branch1.forward(x.clone()),
-            run(&self.branch2, x.clone()),
-            run(&self.branch3, x.clone()),
-            self.branch4.forward(self.pool.forward(x)),
-        ];
-        finish(&self.se, b)
+    fn branches(&self) -> Vec<Branch<'_>> {
+        vec![
+            Branch::unit("branch1", &self.branch1),
+            Branch::chain("branch2", &self.branch2),
+            Branch::chain("branch3", &self.branch3),
+            Branch::unit("branch4", &self.branch4).after_pool("branch4.pool", self.pool),
+        ]
     }
 }
 
-impl Summarize for InceptionModule {
-    fn summarize(
-        &self,
-        p: &str,
-        x: FeatureShape,
-        s: &mut Summary,
-    ) -> Result<FeatureShape, ShapeError> {
-        let b1 = self.branch1.summarize(&join(p, "branch1"), x, s)?;
-        let b2 = trace_chain(p, "branch2", &self.branch2, x, s)?;
-        let b3 = trace_chain(p, "branch3", &self.branch3, x, s)?;
-        let pooled = self.pool.summarize(join(p, "branch4.pool"), x, s)?;
-        let b4 = self.branch4.summarize(&join(p, "branch4"), pooled, s)?;
-        let y = trace_concat(p, &[b1, b2, b3, b4], s)?;
-        trace_se(p, &self.se, y, s)
-    }
-}
+from_branches!(InceptionModule);
 
 /// Inception-v3 module A (35x35): 1x1, 1x1-5x5, 1x1-3x3-3x3, avgpool-1x1.
 #[derive(Module, Debug)]
@@ -216,33 +311,18 @@ impl InceptionA {
         }
     }
 
-    /// Runs the branches and concatenates them.
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let b = vec![
-            self.branch1x1.forward(x.clone()),
-            run(&self.branch5x5, x.clone()),
-            run(&self.branch3x3dbl, x.clone()),
-            self.branch_pool.forward(Pool2d::avg(3, 1, 1).forward(x)),
-        ];
-        finish(&self.se, b)
+    fn branches(&self) -> Vec<Branch<'_>> {
+        vec![
+            Branch::unit("branch1x1", &self.branch1x1),
+            Branch::chain("branch5x5", &self.branch5x5),
+            Branch::chain("branch3x3dbl", &self.branch3x3dbl),
+            Branch::unit("branch_pool", &self.branch_pool)
+                .after_pool("branch_pool.pool", Pool2d::avg(3, 1, 1)),
+        ]
     }
 }
 
-impl Summarize for InceptionA {
-    fn summarize(
-        &self,
-        p: &str,
-        x: FeatureShape,
-        s: &mut Summary,
-    ) -> Result<FeatureShape, ShapeError> {
-        let b1 = self.branch1x1.summarize(&join(p, "branch1x1"), x, s)?;
-        let b2 = trace_chain(p, "branch5x5", &self.branch5x5, x, s)?;
-        let b3 = trace_chain(p, "branch3x3dbl", &self.branch3x3dbl, x, s)?;
-        let b4 = self.branch_pool.summarize(&join(p, "branch_pool"), x, s)?;
-        let y = trace_concat(p, &[b1, b2, b3, b4], s)?;
-        trace_se(p, &self.se, y, s)
-    }
-}
+from_branches!(InceptionA);
 
 /// Inception-v3 module B (35x35 -> 17x17 reduction): strided 3x3, 1x1-3x3-3x3/2, max pool.
 #[derive(Module, Debug)]
@@ -269,31 +349,16 @@ impl InceptionB {
         }
     }
 
-    /// Runs the branches and concatenates them.
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let b = vec![
-            self.branch3x3.forward(x.clone()),
-            run(&self.branch3x3dbl, x.clone()),
-            Pool2d::max(3, 2, 0).forward(x),
-        ];
-        finish(&self.se, b)
+    fn branches(&self) -> Vec<Branch<'_>> {
+        vec![
+            Branch::unit("branch3x3", &self.branch3x3),
+            Branch::chain("branch3x3dbl", &self.branch3x3dbl),
+            Branch::pool("branch_pool", Pool2d::max(3, 2, 0)),
+        ]
     }
 }
 
-impl Summarize for InceptionB {
-    fn summarize(
-        &self,
-        p: &str,
-        x: FeatureShape,
-        s: &mut Summary,
-    ) -> Result<FeatureShape, ShapeError> {
-        let b1 = self.branch3x3.summarize(&join(p, "branch3x3"), x, s)?;
-        let b2 = trace_chain(p, "branch3x3dbl", &self.branch3x3dbl, x, s)?;
-        let b3 = Pool2d::max(3, 2, 0).summarize(join(p, "branch_pool"), x, s)?;
-        let y = trace_concat(p, &[b1, b2, b3], s)?;
-        trace_se(p, &self.se, y, s)
-    }
-}
+from_branches!(InceptionB);
 
 /// Inception-v3 module C (17x17): factorised 7x7 convolutions (1x7 and 7x1).
 #[derive(Module, Debug)]
@@ -333,33 +398,18 @@ impl InceptionC {
         }
     }
 
-    /// Runs the branches and concatenates them.
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let b = vec![
-            self.branch1x1.forward(x.clone()),
-            run(&self.branch7x7, x.clone()),
-            run(&self.branch7x7dbl, x.clone()),
-            self.branch_pool.forward(Pool2d::avg(3, 1, 1).forward(x)),
-        ];
-        finish(&self.se, b)
+    fn branches(&self) -> Vec<Branch<'_>> {
+        vec![
+            Branch::unit("branch1x1", &self.branch1x1),
+            Branch::chain("branch7x7", &self.branch7x7),
+            Branch::chain("branch7x7dbl", &self.branch7x7dbl),
+            Branch::unit("branch_pool", &self.branch_pool)
+                .after_pool("branch_pool.pool", Pool2d::avg(3, 1, 1)),
+        ]
     }
 }
 
-impl Summarize for InceptionC {
-    fn summarize(
-        &self,
-        p: &str,
-        x: FeatureShape,
-        s: &mut Summary,
-    ) -> Result<FeatureShape, ShapeError> {
-        let b1 = self.branch1x1.summarize(&join(p, "branch1x1"), x, s)?;
-        let b2 = trace_chain(p, "branch7x7", &self.branch7x7, x, s)?;
-        let b3 = trace_chain(p, "branch7x7dbl", &self.branch7x7dbl, x, s)?;
-        let b4 = self.branch_pool.summarize(&join(p, "branch_pool"), x, s)?;
-        let y = trace_concat(p, &[b1, b2, b3, b4], s)?;
-        trace_se(p, &self.se, y, s)
-    }
-}
+from_branches!(InceptionC);
 
 /// Inception-v3 module D (17x17 -> 8x8 reduction).
 #[derive(Module, Debug)]
@@ -390,31 +440,16 @@ impl InceptionD {
         }
     }
 
-    /// Runs the branches and concatenates them.
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let b = vec![
-            run(&self.branch3x3, x.clone()),
-            run(&self.branch7x7x3, x.clone()),
-            Pool2d::max(3, 2, 0).forward(x),
-        ];
-        finish(&self.se, b)
+    fn branches(&self) -> Vec<Branch<'_>> {
+        vec![
+            Branch::chain("branch3x3", &self.branch3x3),
+            Branch::chain("branch7x7x3", &self.branch7x7x3),
+            Branch::pool("branch_pool", Pool2d::max(3, 2, 0)),
+        ]
     }
 }
 
-impl Summarize for InceptionD {
-    fn summarize(
-        &self,
-        p: &str,
-        x: FeatureShape,
-        s: &mut Summary,
-    ) -> Result<FeatureShape, ShapeError> {
-        let b1 = trace_chain(p, "branch3x3", &self.branch3x3, x, s)?;
-        let b2 = trace_chain(p, "branch7x7x3", &self.branch7x7x3, x, s)?;
-        let b3 = Pool2d::max(3, 2, 0).summarize(join(p, "branch_pool"), x, s)?;
-        let y = trace_concat(p, &[b1, b2, b3], s)?;
-        trace_se(p, &self.se, y, s)
-    }
-}
+from_branches!(InceptionD);
 
 /// Inception-v3 module E (8x8): expanded filter banks (1x3 and 3x1 side by side).
 #[derive(Module, Debug)]
@@ -458,49 +493,24 @@ impl InceptionE {
         }
     }
 
-    /// Runs the branches and concatenates them.
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let a = self.branch3x3_1.forward(x.clone());
-        let d = run(&self.branch3x3dbl, x.clone());
-        let b = vec![
-            self.branch1x1.forward(x.clone()),
-            self.branch3x3_2a.forward(a.clone()),
-            self.branch3x3_2b.forward(a),
-            self.branch3x3dbl_3a.forward(d.clone()),
-            self.branch3x3dbl_3b.forward(d),
-            self.branch_pool.forward(Pool2d::avg(3, 1, 1).forward(x)),
-        ];
-        finish(&self.se, b)
+    fn branches(&self) -> Vec<Branch<'_>> {
+        vec![
+            Branch::unit("branch1x1", &self.branch1x1),
+            Branch::unit("branch3x3_1", &self.branch3x3_1).fork([
+                ("branch3x3_2a", &self.branch3x3_2a),
+                ("branch3x3_2b", &self.branch3x3_2b),
+            ]),
+            Branch::chain("branch3x3dbl", &self.branch3x3dbl).fork([
+                ("branch3x3dbl_3a", &self.branch3x3dbl_3a),
+                ("branch3x3dbl_3b", &self.branch3x3dbl_3b),
+            ]),
+            Branch::unit("branch_pool", &self.branch_pool)
+                .after_pool("branch_pool.pool", Pool2d::avg(3, 1, 1)),
+        ]
     }
 }
 
-impl Summarize for InceptionE {
-    fn summarize(
-        &self,
-        p: &str,
-        x: FeatureShape,
-        s: &mut Summary,
-    ) -> Result<FeatureShape, ShapeError> {
-        let b1 = self.branch1x1.summarize(&join(p, "branch1x1"), x, s)?;
-        let a = self.branch3x3_1.summarize(&join(p, "branch3x3_1"), x, s)?;
-        let a1 = self
-            .branch3x3_2a
-            .summarize(&join(p, "branch3x3_2a"), a, s)?;
-        let a2 = self
-            .branch3x3_2b
-            .summarize(&join(p, "branch3x3_2b"), a, s)?;
-        let d = trace_chain(p, "branch3x3dbl", &self.branch3x3dbl, x, s)?;
-        let d1 = self
-            .branch3x3dbl_3a
-            .summarize(&join(p, "branch3x3dbl_3a"), d, s)?;
-        let d2 = self
-            .branch3x3dbl_3b
-            .summarize(&join(p, "branch3x3dbl_3b"), d, s)?;
-        let b4 = self.branch_pool.summarize(&join(p, "branch_pool"), x, s)?;
-        let y = trace_concat(p, &[b1, a1, a2, d1, d2, b4], s)?;
-        trace_se(p, &self.se, y, s)
-    }
-}
+from_branches!(InceptionE);
 
 /// GoogLeNet's auxiliary classifier: 4x4 adaptive avg pool, 1x1 conv to 128, FC 1024, FC.
 #[derive(Module, Debug)]

@@ -68,8 +68,9 @@ fn conv_options(conv: &Conv2d, x: &Tensor<4>) -> ConvOptions<2> {
     ConvOptions::new_with_padding(conv.stride, padding, conv.dilation, conv.groups)
 }
 
-/// `(begin, end)` padding that gives `ceil(size / stride)` outputs, as Burn's `Same` computes it
-/// (its helper is private to burn-nn).
+/// `(begin, end)` padding that gives `ceil(size / stride)` outputs, as Burn's `Same` computes
+/// it (its helper, `PaddingConfig2d::calculate_padding_2d_pairs`, is `pub(crate)` in burn-nn
+/// 0.22.1).
 fn same_padding(kernel: usize, stride: usize, size: usize) -> (usize, usize) {
     let out = size.div_ceil(stride);
     let total = if out > 0 {
@@ -100,6 +101,9 @@ pub fn norm_act<const D: usize>(
     }
 }
 
+/// `bn` applied through cnnzoo's kernels, with the running-statistics update of Burn's
+/// `BatchNorm::forward_train` (private to burn-nn, so its few lines are repeated here; the
+/// statistics themselves stay in Burn's `RunningState` fields).
 fn normalise<const D: usize>(bn: &BatchNorm, x: Tensor<D>, relu: bool) -> Tensor<D> {
     let device = x.device();
     let (gamma, beta, eps) = (bn.gamma.val(), bn.beta.val(), bn.epsilon);
