@@ -30,7 +30,7 @@ pub fn thousands(n: u64) -> String {
 /// [3, 224, 224] -> "3x224x224".
 pub fn shape(dims: &[usize]) -> String {
     dims.iter()
-        .map(|d| d.to_string())
+        .map(std::string::ToString::to_string)
         .collect::<Vec<_>>()
         .join("x")
 }

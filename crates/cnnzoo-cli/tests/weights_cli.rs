@@ -12,7 +12,7 @@ fn checkpoint() -> PathBuf {
 
 /// A float32 C-order .npy file, written by hand so the test checks the reader.
 fn write_npy(path: &Path, shape: &[usize], values: &[f32]) {
-    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let dims: Vec<String> = shape.iter().map(std::string::ToString::to_string).collect();
     let mut header = format!(
         "{{'descr': '<f4', 'fortran_order': False, 'shape': ({},), }}",
         dims.join(", ")

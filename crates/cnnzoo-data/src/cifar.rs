@@ -102,7 +102,7 @@ pub fn parse_records(
         ));
     }
     for (i, r) in bytes.chunks_exact(record).enumerate() {
-        let label = r[which.label_bytes() - 1] as u32;
+        let label = u32::from(r[which.label_bytes() - 1]);
         if label as usize >= which.classes() {
             return Err(DataError::LabelOutOfRange {
                 path: path.to_path_buf(),
@@ -127,7 +127,10 @@ pub fn load_split(dir: &Path, which: Cifar, train: bool) -> Result<InMemory, Dat
             .filter(|l| !l.is_empty())
             .map(String::from)
             .collect(),
-        Err(_) if which == Cifar::Ten => CIFAR10_CLASSES.iter().map(|c| c.to_string()).collect(),
+        Err(_) if which == Cifar::Ten => CIFAR10_CLASSES
+            .iter()
+            .map(std::string::ToString::to_string)
+            .collect(),
         Err(_) => (0..100).map(|i| format!("class_{i}")).collect(),
     };
     let mut out = InMemory {

@@ -104,15 +104,18 @@ pub fn load_pair(images: &Path, labels: &Path, classes: &[&str]) -> Result<InMem
         return Err(DataError::LabelOutOfRange {
             path: labels.to_path_buf(),
             index,
-            label: label as u32,
+            label: u32::from(label),
             classes: classes.len(),
         });
     }
     Ok(InMemory {
         pixels: img.data,
-        labels: lab.data.iter().map(|&l| l as u32).collect(),
+        labels: lab.data.iter().map(|&l| u32::from(l)).collect(),
         shape: [1, img.dims[1], img.dims[2]],
-        classes: classes.iter().map(|c| c.to_string()).collect(),
+        classes: classes
+            .iter()
+            .map(std::string::ToString::to_string)
+            .collect(),
     })
 }
 

@@ -20,7 +20,7 @@ pub fn mean_std(data: &InMemory) -> Normalize {
                     img[k * plane..(k + 1) * plane]
                         .iter()
                         .fold((0f64, 0f64), |(s, q), &v| {
-                            let v = v as f64 / 255.0;
+                            let v = f64::from(v) / 255.0;
                             (s + v, q + v * v)
                         })
                 })

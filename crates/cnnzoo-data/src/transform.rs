@@ -90,7 +90,7 @@ impl Augment {
                         if sx < 0 || sy < 0 || sx >= w as isize || sy >= h as isize {
                             0.0
                         } else {
-                            plane[sy as usize * w + sx as usize] as f32
+                            f32::from(plane[sy as usize * w + sx as usize])
                         }
                     };
                     out[k * oh * ow + y * ow + x] = (v / 255.0 - m) / s;
@@ -107,7 +107,7 @@ fn bilinear(plane: &[u8], h: usize, w: usize, x: f32, y: f32) -> f32 {
     let (x0, y0) = (x.floor() as usize, y.floor() as usize);
     let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
     let (fx, fy) = (x - x0 as f32, y - y0 as f32);
-    let p = |xx: usize, yy: usize| plane[yy * w + xx] as f32;
+    let p = |xx: usize, yy: usize| f32::from(plane[yy * w + xx]);
     let top = p(x0, y0) * (1.0 - fx) + p(x1, y0) * fx;
     let bottom = p(x0, y1) * (1.0 - fx) + p(x1, y1) * fx;
     top * (1.0 - fy) + bottom * fy

@@ -101,8 +101,7 @@ pub fn load_state_dict(
         }
         if data
             .as_slice::<f32>()
-            .map(|v| v.iter().any(|x| !x.is_finite()))
-            .unwrap_or(false)
+            .is_ok_and(|v| v.iter().any(|x| !x.is_finite()))
         {
             non_finite.push(key.clone());
         }

@@ -89,7 +89,7 @@ impl Template {
             group += 1;
             let value = match piece {
                 Piece::Num { offset, .. } => text.parse::<i64>().ok()? - offset,
-                Piece::Letter { base, .. } => text.as_bytes()[0] as i64 - *base as i64,
+                Piece::Letter { base, .. } => i64::from(text.as_bytes()[0]) - i64::from(*base),
                 Piece::Tail => {
                     b.tail = Some(text.to_string());
                     continue;
@@ -116,10 +116,10 @@ impl Template {
             match piece {
                 Piece::Lit(s) => out.push_str(s),
                 Piece::Num { var, offset } => {
-                    out.push_str(&(b.vars.get(var)? + offset).to_string())
+                    out.push_str(&(b.vars.get(var)? + offset).to_string());
                 }
                 Piece::Letter { var, base } => {
-                    out.push((*base as i64 + b.vars.get(var)?) as u8 as char)
+                    out.push((i64::from(*base) + b.vars.get(var)?) as u8 as char);
                 }
                 Piece::Tail => out.push_str(b.tail.as_deref()?),
             }

@@ -94,9 +94,15 @@ impl Preprocess {
         let (w, h) = img.dimensions();
         let scale = (self.size as f64 / self.crop_pct).floor() as u32;
         let (nw, nh) = if w <= h {
-            (scale, (scale as f64 * h as f64 / w as f64) as u32)
+            (
+                scale,
+                (f64::from(scale) * f64::from(h) / f64::from(w)) as u32,
+            )
         } else {
-            ((scale as f64 * w as f64 / h as f64) as u32, scale)
+            (
+                (f64::from(scale) * f64::from(w) / f64::from(h)) as u32,
+                scale,
+            )
         };
         let filter = match self.interpolation {
             Interpolation::Bilinear => FilterType::Triangle,
@@ -117,7 +123,7 @@ impl Preprocess {
                 let p = resized.get_pixel(x0 + x, y0 + y);
                 for c in 0..3 {
                     out[c * plane + (y * s + x) as usize] =
-                        (p[c] as f32 / 255.0 - self.mean[c]) / self.std[c];
+                        (f32::from(p[c]) / 255.0 - self.mean[c]) / self.std[c];
                 }
             }
         }

@@ -46,7 +46,7 @@ pub fn detect(path: &Path) -> Result<FileKind, InteropError> {
     // A safetensors header length can start with any byte (0x80 looks like a pickle
     // opcode), so it is recognised first, by a JSON header that fits in the file.
     let header_len = u64::from_le_bytes(head[..8].try_into().unwrap_or([0; 8]));
-    let file_len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let file_len = file.metadata().map_or(0, |m| m.len());
     if head[8] == b'{' && header_len >= 2 && header_len.saturating_add(8) <= file_len {
         return Ok(FileKind::Safetensors);
     }

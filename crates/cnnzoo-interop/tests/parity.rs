@@ -32,14 +32,14 @@ fn fixture(name: &str) -> Fixture {
 
 fn fnv1a32(text: &str) -> u32 {
     text.bytes().fold(0x811C_9DC5u32, |h, b| {
-        (h ^ b as u32).wrapping_mul(0x0100_0193)
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
     })
 }
 
 /// The fixture formula (see make_fixtures.py).
 fn fill(key: &str, shape: &[usize]) -> Vec<f32> {
     let n: usize = shape.iter().product();
-    let phase = 0.01 * (fnv1a32(key) % 997) as f64;
+    let phase = 0.01 * f64::from(fnv1a32(key) % 997);
     let fan_in: usize = shape.iter().skip(1).product();
     (0..n)
         .map(|i| {
@@ -128,7 +128,7 @@ fn check_parity(name: &str, dir: &Path) {
     let diff = ours
         .iter()
         .zip(&f.logits)
-        .fold(0f64, |m, (a, b)| m.max((*a as f64 - b).abs()));
+        .fold(0f64, |m, (a, b)| m.max((f64::from(*a) - b).abs()));
     println!(
         "{name}: max |diff| {diff:.3e}, logits scale {scale:.3}, relative {:.3e}",
         diff / scale

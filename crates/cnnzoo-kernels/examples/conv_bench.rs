@@ -9,7 +9,7 @@
 
 use std::time::Instant;
 
-use cnnzoo_kernels::{ConvGeometry, im2col};
+use cnnzoo_kernels::{ConvGeometry, Epilogue, im2col};
 use cnnzoo_kernels::{direct, pointwise, winograd};
 
 fn best_ms(mut f: impl FnMut() -> Vec<f32>) -> (f64, Vec<f32>) {
@@ -134,7 +134,7 @@ fn main() {
             );
         }
         if pointwise::supports(&g) {
-            let (f_p, y_p) = best_ms(|| pointwise::forward_with(&g, &x, &w, Default::default()));
+            let (f_p, y_p) = best_ms(|| pointwise::forward_with(&g, &x, &w, Epilogue::default()));
             // A strided input gradient stays on the GEMM path (timed once above).
             let (d_p, dx_p) = if pointwise::supports_input_gradient(&g) {
                 best_ms(|| pointwise::backward_data(&g, &dy, &w))
@@ -149,7 +149,7 @@ fn main() {
             );
         }
         if winograd::supports(&g) {
-            let (f_w, y_w) = best_ms(|| winograd::forward_with(&g, &x, &w, Default::default()));
+            let (f_w, y_w) = best_ms(|| winograd::forward_with(&g, &x, &w, Epilogue::default()));
             let (d_w, dx_w) = best_ms(|| winograd::backward_data(&g, &dy, &w));
             print!(
                 "\n{:20} winograd fwd {f_w:5.2} ms  bwd-data {d_w:7.2} ms  \
@@ -162,7 +162,7 @@ fn main() {
         }
         if pointwise::supports_gathered(&g) && g.kernel != [1, 1] {
             let (f_c, y_c) =
-                best_ms(|| pointwise::forward_gathered_with(&g, &x, &w, Default::default()));
+                best_ms(|| pointwise::forward_gathered_with(&g, &x, &w, Epilogue::default()));
             print!(
                 "\n{:20} gathered fwd {f_c:5.2} ms  (max diff {:.1e})",
                 "",

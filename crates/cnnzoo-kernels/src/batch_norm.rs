@@ -69,8 +69,8 @@ fn channel_sums<P: Copy + Send + Sync>(
             let (mut s0, mut s1) = (0.0f64, 0.0f64);
             for n in 0..s.batch {
                 let (u, v) = planes[n * s.channels + c];
-                s0 += u as f64;
-                s1 += v as f64;
+                s0 += f64::from(u);
+                s1 += f64::from(v);
             }
             (s0, s1)
         })
@@ -83,14 +83,22 @@ const PLANES_PER_JOB: usize = 1 << 14;
 /// BatchNorm as one affine map per channel: `(scale, shift)` with
 /// `y = x * scale + shift`, `scale = gamma / sqrt(var + eps)`, `shift = beta - mean * scale`.
 fn fold(gamma: f32, beta: f32, mean: f64, var: f64, epsilon: f64) -> (f32, f32) {
-    let scale = gamma as f64 / (var + epsilon).sqrt();
-    (scale as f32, (beta as f64 - mean * scale) as f32)
+    let scale = f64::from(gamma) / (var + epsilon).sqrt();
+    (scale as f32, (f64::from(beta) - mean * scale) as f32)
 }
 
 /// [`fold`] for every channel, from `f32` statistics.
 fn fold_all(gamma: &[f32], beta: &[f32], mean: &[f32], var: &[f32], eps: f64) -> Vec<(f32, f32)> {
     (0..gamma.len())
-        .map(|c| fold(gamma[c], beta[c], mean[c] as f64, var[c] as f64, eps))
+        .map(|c| {
+            fold(
+                gamma[c],
+                beta[c],
+                f64::from(mean[c]),
+                f64::from(var[c]),
+                eps,
+            )
+        })
         .collect()
 }
 
@@ -124,7 +132,7 @@ pub fn forward_train(
             let n = s.count();
             let shifted_mean = sum / n;
             let var = (sq / n - shifted_mean * shifted_mean).max(0.0);
-            (k as f64 + shifted_mean, var)
+            (f64::from(k) + shifted_mean, var)
         })
         .collect();
     let scale_shift: Vec<(f32, f32)> = (0..s.channels)
@@ -186,7 +194,7 @@ pub fn backward_train(
     assert_eq!(dy.len(), s.len(), "output-gradient length");
     let inv_std: Vec<f64> = var
         .iter()
-        .map(|&v| 1.0 / (v as f64 + epsilon).sqrt())
+        .map(|&v| 1.0 / (f64::from(v) + epsilon).sqrt())
         .collect();
     // The pre-activation is x * scale + shift; with `relu`, dy counts only where it is > 0.
     let scale_shift = fold_all(gamma, beta, mean, var, epsilon);
@@ -216,14 +224,14 @@ pub fn backward_train(
     // dx = gamma * inv_std * (dy - mean(dy) - xhat * mean(dy * xhat)), as a*dy + b*x + c.
     let coef: Vec<(f32, f32, f32)> = (0..s.channels)
         .map(|c| {
-            let k = gamma[c] as f64 * inv_std[c];
+            let k = f64::from(gamma[c]) * inv_std[c];
             let mean_dy = sums[c].0 / s.count();
             let mean_dyxhat = sums[c].1 / s.count();
             let bx = -k * mean_dyxhat * inv_std[c];
             (
                 k as f32,
                 bx as f32,
-                (-k * mean_dy - bx * mean[c] as f64) as f32,
+                (-k * mean_dy - bx * f64::from(mean[c])) as f32,
             )
         })
         .collect();

@@ -212,7 +212,7 @@ fn gemm_rm(
             (lhs, lhs_cs, lhs_rs),
             (rhs, rhs_cs, rhs_rs),
             par,
-        )
+        );
     }
 }
 
@@ -241,7 +241,7 @@ fn gemm_rm_into(
             (lhs, 1, k as isize),
             (rhs, 1, n as isize),
             par,
-        )
+        );
     }
 }
 
@@ -284,7 +284,7 @@ unsafe fn gemm_raw(
             false,
             false,
             par,
-        )
+        );
     }
 }
 

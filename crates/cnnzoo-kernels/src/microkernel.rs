@@ -238,7 +238,7 @@ pub(crate) fn product_tile(
             w.as_ptr(),
             out.as_mut_ptr(),
             out_stride,
-        )
+        );
     };
 }
 

@@ -350,7 +350,7 @@ fn convolve(
                     }
                 }
             }
-        })
+        });
     });
     // SAFETY: the blocks cover every column of every image and the chunks every output
     // channel; each writes all of its positions.
@@ -380,7 +380,7 @@ unsafe fn tile(x: &[f32], w: Weights, rows: usize, y: *mut f32, stride: usize, f
             y,
             stride,
             fuse,
-        )
+        );
     };
     #[cfg(not(target_arch = "x86_64"))]
     {

@@ -140,7 +140,7 @@ pub(crate) fn copy_row<T: Copy>(dst: &mut [T], src: &[T]) {
                 dst.as_mut_ptr().cast::<f32>(),
                 src.as_ptr().cast::<f32>(),
                 src.len(),
-            )
+            );
         };
         return;
     }

@@ -40,7 +40,9 @@ pub(crate) fn transformed(
     transform: impl FnOnce() -> Vec<f32>,
 ) -> Option<Arc<Vec<f32>>> {
     {
-        let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cache = CACHE
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         cache.retain(|e| !e.weight.is_unique());
         if let Some(e) = cache.iter().find(|e| same(&e.weight, weight)) {
             return Some(Arc::clone(&e.transformed));
@@ -53,7 +55,9 @@ pub(crate) fn transformed(
     // Transformed without the lock held: another worker's layers need not wait. Two calls
     // racing on one weight each make a copy, and the first kept serves every later call.
     let t = Arc::new(transform());
-    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    let mut cache = CACHE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some(e) = cache.iter().find(|e| same(&e.weight, weight)) {
         return Some(Arc::clone(&e.transformed));
     }
@@ -67,7 +71,9 @@ pub(crate) fn transformed(
 /// Bytes of transformed weights kept now (for tests and diagnostics), after removing entries
 /// whose tensor nothing else holds.
 pub fn cached_bytes() -> usize {
-    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    let mut cache = CACHE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     cache.retain(|e| !e.weight.is_unique());
     cache.iter().map(|e| e.transformed.len() * 4).sum()
 }

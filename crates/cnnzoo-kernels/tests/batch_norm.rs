@@ -196,7 +196,10 @@ fn mismatched_parameters_get_burns_own_error() {
     let message = err
         .downcast_ref::<String>()
         .cloned()
-        .or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string()))
+        .or_else(|| {
+            err.downcast_ref::<&str>()
+                .map(std::string::ToString::to_string)
+        })
         .unwrap_or_default();
     assert!(message.contains("gamma"), "{message}");
 }

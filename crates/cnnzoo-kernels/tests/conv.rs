@@ -402,7 +402,10 @@ fn mismatched_weight_gets_burns_own_error() {
         let err = std::panic::catch_unwind(f).expect_err("a mismatched weight must fail");
         err.downcast_ref::<String>()
             .cloned()
-            .or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string()))
+            .or_else(|| {
+                err.downcast_ref::<&str>()
+                    .map(std::string::ToString::to_string)
+            })
             .unwrap_or_default()
     };
     let (x2, w2, o2) = (x.clone(), w.clone(), opts.clone());

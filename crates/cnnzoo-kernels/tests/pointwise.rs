@@ -384,7 +384,7 @@ fn pointwise_refuses_mismatched_operands_and_declines_other_convolutions() {
                     kernel: [3, 3],
                     ..g
                 };
-                drop(pointwise::forward_with(&three, &x, &w, none))
+                drop(pointwise::forward_with(&three, &x, &w, none));
             }),
         ),
         (
@@ -395,7 +395,7 @@ fn pointwise_refuses_mismatched_operands_and_declines_other_convolutions() {
                     ..g
                 };
                 let dy = vec![0.0; strided.output_len()];
-                drop(pointwise::backward_data(&strided, &dy, &w))
+                drop(pointwise::backward_data(&strided, &dy, &w));
             }),
         ),
         // The gathered path checks the same operands, and refuses groups.
@@ -406,7 +406,7 @@ fn pointwise_refuses_mismatched_operands_and_declines_other_convolutions() {
                     kernel: [3, 3],
                     ..g
                 };
-                drop(pointwise::forward_gathered_with(&three, &x, &w, none))
+                drop(pointwise::forward_gathered_with(&three, &x, &w, none));
             }),
         ),
         (
@@ -418,7 +418,7 @@ fn pointwise_refuses_mismatched_operands_and_declines_other_convolutions() {
             message(&|| {
                 let grouped = ConvGeometry { groups: 4, ..g };
                 let wg = vec![0.0; grouped.weight_len()];
-                drop(pointwise::forward_gathered_with(&grouped, &x, &wg, none))
+                drop(pointwise::forward_gathered_with(&grouped, &x, &wg, none));
             }),
         ),
     ];

@@ -211,7 +211,7 @@ fn kept_transformed_weights_give_the_same_result() {
             &x,
             &u,
             Epilogue::default(),
-        ))
+        ));
     });
     assert!(msg.is_some_and(|m| m.contains("transformed weight length")));
 }
@@ -293,7 +293,7 @@ fn mismatched_operands_are_refused_with_what_is_wrong() {
                     stride: [2, 2],
                     ..g
                 };
-                drop(winograd::forward_with(&strided, &x, &w, none))
+                drop(winograd::forward_with(&strided, &x, &w, none));
             }),
         ),
     ];

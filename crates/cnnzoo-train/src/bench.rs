@@ -211,8 +211,8 @@ pub fn run(config: &BenchConfig, device: &Device) -> Result<BenchReport, TrainEr
             let mut optim = optimizer(&TrainConfig::new(
                 &config.model,
                 "synthetic",
-                Default::default(),
-                Default::default(),
+                std::path::PathBuf::default(),
+                std::path::PathBuf::default(),
             ));
             let loss_fn = CrossEntropyLossConfig::new().init(&run_device);
             let mut scaler = config

@@ -30,7 +30,7 @@ pub struct EvalReport {
 pub fn to_tensors(batch: Batch, device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
     let n = batch.shape[0];
     let x = Tensor::from_data(TensorData::new(batch.images, batch.shape), device);
-    let labels: Vec<i64> = batch.labels.iter().map(|&l| l as i64).collect();
+    let labels: Vec<i64> = batch.labels.iter().map(|&l| i64::from(l)).collect();
     let y = Tensor::from_data(TensorData::new(labels, [n]), device);
     (x, y)
 }
@@ -41,15 +41,15 @@ pub fn score(logits: &[f32], labels: &[u32], classes: usize) -> Vec<(f64, usize,
         .chunks(classes)
         .zip(labels)
         .map(|(row, &label)| {
-            let max = row.iter().cloned().fold(f32::MIN, f32::max) as f64;
+            let max = f64::from(row.iter().copied().fold(f32::MIN, f32::max));
             let lse = max
                 + row
                     .iter()
-                    .map(|&v| (v as f64 - max).exp())
+                    .map(|&v| (f64::from(v) - max).exp())
                     .sum::<f64>()
                     .ln();
-            let target = row[label as usize] as f64;
-            let rank = row.iter().filter(|&&v| (v as f64) > target).count();
+            let target = f64::from(row[label as usize]);
+            let rank = row.iter().filter(|&&v| f64::from(v) > target).count();
             let argmax = row
                 .iter()
                 .enumerate()
@@ -87,8 +87,8 @@ pub fn evaluate(
             .map_err(|e| TrainError::Invalid(format!("{e:?}")))?;
         for ((l, rank, pred), &label) in score(&logits, &labels, k).into_iter().zip(&labels) {
             loss += l;
-            top1 += (rank == 0) as usize;
-            top5 += (rank < 5) as usize;
+            top1 += usize::from(rank == 0);
+            top5 += usize::from(rank < 5);
             confusion[label as usize][pred] += 1;
             n += 1;
         }

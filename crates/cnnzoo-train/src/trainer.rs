@@ -310,7 +310,7 @@ impl Run {
             state.step += 1;
             state.batch = b + 1;
             state.partial.add(
-                loss_value as f64,
+                f64::from(loss_value),
                 correct,
                 n,
                 step_start.elapsed().as_secs_f64(),
@@ -477,7 +477,9 @@ fn build_model(
     let mut model = {
         // The device RNG is shared by everything on the device: seed and draw every initial
         // weight at once, alone, so the initialisation depends on the seed only.
-        let _alone = INIT.lock().unwrap_or_else(|p| p.into_inner());
+        let _alone = INIT
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         train_device.seed(config.seed);
         let model = state.model.try_init(train_device)?;
         draw_weights(&model);

@@ -15,7 +15,9 @@ use cnnzoo_train::{TrainConfig, TrainError, train};
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+    SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// 8x8 images whose class is written as a bright row (class = row index, 8 classes of 10),

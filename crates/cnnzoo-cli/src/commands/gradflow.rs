@@ -120,8 +120,7 @@ pub fn run(args: Args, device: &Device) -> Result<String> {
         let after = report
             .snapshots
             .get(1)
-            .map(|s| fmt_ratio(s.ratio()))
-            .unwrap_or_else(|| "diverged".into());
+            .map_or_else(|| "diverged".into(), |s| fmt_ratio(s.ratio()));
         let line = format!(
             "{:<40} {:>14} {:>14} {:>16}\n",
             arm.label(),

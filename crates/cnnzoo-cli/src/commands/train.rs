@@ -128,7 +128,7 @@ fn config(a: &Args) -> Result<TrainConfig> {
     }
     let momentum = match &c.optimizer {
         OptimizerKind::Sgd { momentum, .. } => *momentum,
-        _ => 0.9,
+        OptimizerKind::AdamW { .. } => 0.9,
     };
     match a.optimizer {
         None | Some(OptimizerName::Sgd) => {

@@ -287,6 +287,7 @@ impl<B: Backend + SqueezeExciteOps, C: CheckpointStrategy> SqueezeExciteOps for 
         b2: FloatTensor<Self>,
         shortcut: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
+        #[allow(clippy::redundant_closure_for_method_calls)] // the method's path is private to Burn
         let nodes = [&a, &w1, &b1, &w2, &b2, &shortcut].map(|t| t.node());
         match SeScaleAddReluBackward
             .prepare::<C>(nodes)

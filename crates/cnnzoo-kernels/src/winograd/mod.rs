@@ -217,7 +217,7 @@ fn convolve(p: &Plan, x: &[f32], u: &[f32], epilogue: &Epilogue) -> Vec<f32> {
             let range = b * per_block..((b + 1) * per_block).min(tiles);
             let chans = ch * chunk..((ch + 1) * chunk).min(p.cout);
             run_block(p, x, u, &Block::new(range, chans), s, epilogue, ptr);
-        })
+        });
     });
     // SAFETY: the blocks cover every tile of every image and the chunks every output channel;
     // each writes every output position of its tiles that lies inside the map.

@@ -20,7 +20,7 @@ pub(super) fn transform_weights(
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `supports` (checked by every caller) requires AVX2 and FMA.
         unsafe {
-            transform_quad(weight, outs, ins, transpose, q, uq)
+            transform_quad(weight, outs, ins, transpose, q, uq);
         };
         #[cfg(not(target_arch = "x86_64"))]
         {

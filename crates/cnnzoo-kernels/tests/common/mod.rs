@@ -116,8 +116,9 @@ pub fn check_in_pools(
 #[allow(dead_code)]
 pub fn panic_message(f: impl FnOnce() + std::panic::UnwindSafe) -> Option<String> {
     let payload = std::panic::catch_unwind(f).err()?;
-    payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+    payload.downcast_ref::<String>().cloned().or_else(|| {
+        payload
+            .downcast_ref::<&str>()
+            .map(std::string::ToString::to_string)
+    })
 }

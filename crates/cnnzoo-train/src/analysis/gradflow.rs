@@ -102,7 +102,7 @@ fn scalar(t: Tensor<1>) -> Result<f64, TrainError> {
         .into_data()
         .try_to_vec::<f32>()
         .map_err(|e| TrainError::Invalid(format!("{e:?}")))?;
-    Ok(v.first().copied().unwrap_or(f32::NAN) as f64)
+    Ok(f64::from(v.first().copied().unwrap_or(f32::NAN)))
 }
 
 /// One forward and backward pass on `(x, y)` with a zero-valued probe added to every conv

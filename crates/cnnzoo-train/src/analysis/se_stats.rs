@@ -98,7 +98,7 @@ pub fn collect(
                 for (row, &label) in values.chunks(c).zip(&labels) {
                     let acc = &mut sums[b][label as usize];
                     for (a, v) in acc.iter_mut().zip(row) {
-                        *a += *v as f64;
+                        *a += f64::from(*v);
                     }
                 }
                 b += 1;
