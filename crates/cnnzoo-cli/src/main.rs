@@ -35,7 +35,7 @@ enum Command {
     Predict(commands::predict::Args),
     /// Logits of a preprocessed .npy batch, written as .npy (scripted comparisons).
     Logits(commands::logits::Args),
-    /// Write weights (a checkpoint or a state dict) as a timm-keyed .safetensors file.
+    /// Write a model as an ONNX graph, or its weights as a timm-keyed .safetensors file.
     Export(commands::export::Args),
     /// Images/s of a training step or an inference pass on synthetic batches (median, peak memory).
     Bench(commands::bench::Args),

@@ -129,3 +129,51 @@ fn bad_inputs_are_named() {
     ]);
     assert!(!ok && err.contains("/no/such/file.pth"), "{err}");
 }
+
+#[test]
+fn export_writes_onnx_by_extension_and_refuses_bad_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = checkpoint();
+    let out = dir.path().join("r20.onnx");
+    let args = |out: &Path, extra: &[&str]| {
+        let mut a = vec![
+            "export".to_string(),
+            "--model".into(),
+            "resnet20".into(),
+            "--weights".into(),
+            ckpt.to_str().unwrap().into(),
+            "--out".into(),
+            out.to_str().unwrap().into(),
+        ];
+        a.extend(extra.iter().map(|s| (*s).to_string()));
+        a
+    };
+    let run = |a: Vec<String>| cnnzoo(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let (ok, text, err) = run(args(&out, &["--fuse-bn", "--batch", "2"]));
+    assert!(ok, "{err}");
+    assert!(
+        text.contains("ONNX opset 17") && text.contains("[2, 3, 32, 32]"),
+        "{text}"
+    );
+    let bytes = std::fs::read(&out).unwrap();
+    // An ONNX ModelProto starts with its ir_version field (field 1, varint).
+    assert_eq!(bytes[0], 0x08, "not an ONNX protobuf");
+    assert!(bytes.windows(6).any(|w| w == b"cnnzoo"));
+    let (ok, _, err) = run(args(&dir.path().join("r20.bin"), &[]));
+    assert!(!ok && err.contains("--format"), "{err}");
+    let (ok, _, err) = run(args(&dir.path().join("no/dir/r20.onnx"), &[]));
+    assert!(!ok && err.contains("does not exist"), "{err}");
+    let (ok, _, err) = run(args(&dir.path().join("x.onnx"), &["--opset", "7"]));
+    assert!(!ok && err.contains("opset 7"), "{err}");
+    let (ok, _, err) = run(args(&dir.path().join("x.onnx"), &["--input-size", "0"]));
+    assert!(!ok && err.contains("does not fit"), "{err}");
+    let files: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        files,
+        vec![std::ffi::OsString::from("r20.onnx")],
+        "left behind"
+    );
+}

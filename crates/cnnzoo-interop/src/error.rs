@@ -117,6 +117,9 @@ pub enum InteropError {
         /// The affected keys.
         keys: String,
     },
+    /// The export asked for something the exporter does not write.
+    #[error("cannot export: {0}")]
+    Unsupported(String),
     /// A model tensor has no name in the target layout.
     #[error("cannot export {path}: no {family} key for cnnzoo tensor '{tensor}'")]
     Unmapped {

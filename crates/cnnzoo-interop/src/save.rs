@@ -46,3 +46,28 @@ pub fn save_timm_safetensors(model: &Model, path: &Path) -> Result<usize, Intero
     })?;
     Ok(count)
 }
+
+/// Writes `bytes` to `path` through a temporary file beside it and a rename, so that a failed
+/// or interrupted write leaves no file that looks complete (and no temporary one on an error).
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), InteropError> {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    let Some(name) = name else {
+        return Err(InteropError::Io {
+            path: path.to_path_buf(),
+            reason: "not a file path".into(),
+        });
+    };
+    let tmp = path.with_file_name(format!(".{name}.part"));
+    let io = |p: &Path, e: std::io::Error| InteropError::Io {
+        path: p.to_path_buf(),
+        reason: e.to_string(),
+    };
+    if let Err(e) = std::fs::write(&tmp, bytes) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io(path, e));
+    }
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        io(path, e)
+    })
+}

@@ -263,7 +263,10 @@ impl Graph {
     /// A convolution named `prefix` (weights `prefix.weight`, `prefix.bias`).
     pub fn conv(&mut self, prefix: &str, conv: &Conv2d, x: Value) -> Value {
         let weight = self.weight(join(prefix, "weight"), &conv.weight);
-        let bias = conv.bias.as_ref().map(|b| self.weight(join(prefix, "bias"), b));
+        let bias = conv
+            .bias
+            .as_ref()
+            .map(|b| self.weight(join(prefix, "bias"), b));
         let padding = match conv.padding {
             PaddingConfig2d::Valid => ConvPadding::Explicit([0; 4]),
             PaddingConfig2d::Explicit(top, left, bottom, right) => {
@@ -334,12 +337,21 @@ impl Graph {
     /// A fully connected layer named `prefix`.
     pub fn linear(&mut self, prefix: &str, fc: &Linear, x: Value) -> Value {
         let weight = self.weight(join(prefix, "weight"), &fc.weight);
-        let bias = fc.bias.as_ref().map(|b| self.weight(join(prefix, "bias"), b));
+        let bias = fc
+            .bias
+            .as_ref()
+            .map(|b| self.weight(join(prefix, "bias"), b));
         self.push(prefix.to_string(), Op::Linear { weight, bias }, vec![x])
     }
 
     /// Option A's shortcut: subsample by `stride`, then append `extra` zero channels.
-    pub fn zero_pad_shortcut(&mut self, prefix: &str, stride: usize, extra: usize, x: Value) -> Value {
+    pub fn zero_pad_shortcut(
+        &mut self,
+        prefix: &str,
+        stride: usize,
+        extra: usize,
+        x: Value,
+    ) -> Value {
         let x = if stride > 1 {
             self.push(join(prefix, "subsample"), Op::Subsample { stride }, vec![x])
         } else {

@@ -22,6 +22,7 @@
 pub mod blocks;
 pub mod error;
 pub mod fuse;
+pub mod graph;
 pub mod init;
 pub mod models;
 pub mod overrides;

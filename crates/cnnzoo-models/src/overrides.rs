@@ -154,7 +154,7 @@ impl std::str::FromStr for Overrides {
                         value
                             .parse()
                             .map_err(|_| format!("se_r: '{value}' is not a whole number"))?,
-                    )
+                    );
                 }
                 "se_pos" | "se_position" => o.se_position = Some(value.parse()?),
                 "se_div" | "se_divisor" => {
@@ -162,7 +162,7 @@ impl std::str::FromStr for Overrides {
                         value
                             .parse()
                             .map_err(|_| format!("se_div: '{value}' is not a whole number"))?,
-                    )
+                    );
                 }
                 other => {
                     return Err(format!(

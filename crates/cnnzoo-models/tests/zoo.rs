@@ -130,7 +130,7 @@ fn unknown_names_suggest_the_closest() {
                     .iter()
                     .any(|s| s == "resnet50" || s == "resnet56"),
                 "{suggestions:?}"
-            )
+            );
         }
         other => panic!("expected UnknownModel, got {other:?}"),
     }
@@ -166,9 +166,8 @@ fn bad_options_and_inputs_are_errors_not_panics() {
 #[test]
 fn se_settings_change_width_and_parameter_cost() {
     let device = Device::default();
-    let base = match create("seresnet50", ModelOptions::default()).unwrap() {
-        ModelConfig::ResNet(c) => c,
-        _ => unreachable!(),
+    let ModelConfig::ResNet(base) = create("seresnet50", ModelOptions::default()).unwrap() else {
+        panic!("seresnet50 is a residual network");
     };
     let r16 = count_trainable(&base.init(&device));
     let r4 = count_trainable(

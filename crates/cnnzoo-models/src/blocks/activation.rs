@@ -2,6 +2,9 @@
 //! studies can swap ReLU for sigmoid or tanh without touching the networks.
 
 use burn::tensor::{Tensor, activation};
+
+use crate::graph::{self, Graph, Value};
+use crate::summary::join;
 use serde::{Deserialize, Serialize};
 
 /// The non-linearity after a normalised convolution.
@@ -25,6 +28,16 @@ impl Activation {
             Activation::Sigmoid => activation::sigmoid(x),
             Activation::Tanh => activation::tanh(x),
         }
+    }
+
+    /// Appends this non-linearity to a traced graph, named `prefix.relu` (or sigmoid, tanh).
+    pub fn trace(self, prefix: &str, x: Value, g: &mut Graph) -> Value {
+        let op = match self {
+            Activation::Relu => graph::Activation::Relu,
+            Activation::Sigmoid => graph::Activation::Sigmoid,
+            Activation::Tanh => graph::Activation::Tanh,
+        };
+        g.activation(&join(prefix, self.name()), op, x)
     }
 
     /// The lowercase name used on the command line.

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::blocks::activation::Activation;
 use crate::blocks::layers::{conv_act, conv2d, norm_act};
+use crate::graph::{Graph, Trace, Value};
 use crate::init::{constant, conv2d_kaiming};
 use crate::summary::{FeatureShape, ShapeError, Summarize, Summary, join};
 
@@ -174,6 +175,19 @@ impl Summarize for ConvBnAct {
     }
 }
 
+impl Trace for ConvBnAct {
+    fn trace(&self, prefix: &str, x: Value, g: &mut Graph) -> Value {
+        let mut x = g.conv(&join(prefix, "conv"), &self.conv, x);
+        if let Some(bn) = &self.bn {
+            x = g.batch_norm(&join(prefix, "bn"), bn, x);
+        }
+        match self.act {
+            Some(act) => act.trace(prefix, x, g),
+            None => x,
+        }
+    }
+}
+
 /// BatchNorm (optional), then a non-linearity, then a convolution: the pre-activation unit.
 #[derive(Module, Debug)]
 pub struct BnActConv {
@@ -206,6 +220,18 @@ impl Summarize for BnActConv {
             None => input,
         };
         s.conv2d(join(prefix, "conv"), &self.conv, x)
+    }
+}
+
+impl Trace for BnActConv {
+    fn trace(&self, prefix: &str, mut x: Value, g: &mut Graph) -> Value {
+        if let Some(bn) = &self.bn {
+            x = g.batch_norm(&join(prefix, "bn"), bn, x);
+        }
+        if let Some(act) = self.act {
+            x = act.trace(prefix, x, g);
+        }
+        g.conv(&join(prefix, "conv"), &self.conv, x)
     }
 }
 
@@ -261,7 +287,7 @@ mod tests {
             .into_data()
             .try_to_vec::<f32>()
             .unwrap();
-        let var = w.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / w.len() as f64;
+        let var = w.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>() / w.len() as f64;
         let expected = 2.0 / (64.0 * 9.0);
         assert!(
             (var / expected - 1.0).abs() < 0.25,

@@ -7,6 +7,7 @@ use burn::tensor::{Device, Tensor};
 use super::activation::Activation;
 use super::conv_bn_act::{BnActConv, ConvBnActConfig, Norm};
 use super::pool::Pool2d;
+use crate::graph::{Graph, Trace, Value};
 use crate::summary::{FeatureShape, ShapeError, Summarize, Summary, join};
 
 /// Options shared by every dense layer of a network.
@@ -94,6 +95,21 @@ impl DenseBlock {
     }
 }
 
+impl Trace for DenseBlock {
+    fn trace(&self, prefix: &str, x: Value, g: &mut Graph) -> Value {
+        let mut features = vec![x];
+        for (i, layer) in self.layers.iter().enumerate() {
+            let p = join(prefix, &format!("layers.{i}"));
+            let mut h = g.concat(&join(&p, "input"), features.clone());
+            if let Some(b) = &layer.bottleneck {
+                h = b.trace(&join(&p, "bottleneck"), h, g);
+            }
+            features.push(layer.conv.trace(&join(&p, "conv"), h, g));
+        }
+        g.concat(&join(prefix, "concat"), features)
+    }
+}
+
 impl Summarize for DenseBlock {
     fn summarize(
         &self,
@@ -153,6 +169,13 @@ impl Transition {
     /// Compresses and halves the feature map.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         self.pool.forward(self.unit.forward(x))
+    }
+}
+
+impl Trace for Transition {
+    fn trace(&self, prefix: &str, x: Value, g: &mut Graph) -> Value {
+        let x = self.unit.trace(&join(prefix, "unit"), x, g);
+        self.pool.trace(&join(prefix, "pool"), x, g)
     }
 }
 

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::pool::global_avg_pool;
 use crate::blocks::layers::conv2d;
+use crate::graph::{Graph, Trace, Value};
 use crate::init::conv2d_kaiming;
 use crate::summary::{FeatureShape, ShapeError, Summary, join};
 
@@ -101,6 +102,26 @@ impl Head {
                 let y = s.conv2d(join(prefix, "fc"), conv, input)?;
                 s.push(join(prefix, "pool"), "GlobalAvgPool", vec![y[0]], 0, 0);
                 Ok([y[0], 1, 1])
+            }
+        }
+    }
+}
+
+impl Trace for Head {
+    /// Dropout is the identity at inference; the logits come out flattened, `[N, classes]`.
+    fn trace(&self, prefix: &str, x: Value, g: &mut Graph) -> Value {
+        let pooled = |g: &mut Graph, x| {
+            let x = g.global_avg_pool(&join(prefix, "pool"), x);
+            g.flatten(&join(prefix, "flatten"), x)
+        };
+        match &self.fc {
+            Classifier::Linear(fc) => {
+                let x = pooled(g, x);
+                g.linear(&join(prefix, "fc"), fc, x)
+            }
+            Classifier::Nin(conv) => {
+                let x = g.conv(&join(prefix, "fc"), conv, x);
+                pooled(g, x)
             }
         }
     }

@@ -13,6 +13,7 @@ use super::activation::Activation;
 use super::conv_bn_act::{ConvBnAct, ConvBnActConfig, Norm};
 use super::pool::{Pool2d, global_avg_pool};
 use super::squeeze_excite::{SeSettings, SqueezeExcite};
+use crate::graph::{Graph, Trace, Value};
 use crate::summary::{FeatureShape, ShapeError, Summarize, Summary, join};
 
 /// Options shared by every conv unit of an Inception network.
@@ -165,7 +166,38 @@ fn summarize_branches(
     trace_se(prefix, se, y, s)
 }
 
-/// Implements `forward` and [`Summarize`] for a module from its `branches()`.
+/// [`forward_branches`] as graph operations under `prefix`.
+fn trace_branches(
+    branches: Vec<Branch>,
+    se: &Option<SqueezeExcite>,
+    prefix: &str,
+    x: Value,
+    g: &mut Graph,
+) -> Value {
+    let mut parts = Vec::new();
+    for b in branches {
+        let mut y = x;
+        if let Some((pool, name)) = &b.pool {
+            y = pool.trace(&join(prefix, name), y, g);
+        }
+        for (name, u) in &b.units {
+            y = u.trace(&join(prefix, name), y, g);
+        }
+        if b.arms.is_empty() {
+            parts.push(y);
+        }
+        for (name, a) in &b.arms {
+            parts.push(a.trace(&join(prefix, name), y, g));
+        }
+    }
+    let y = g.concat(&join(prefix, "concat"), parts);
+    match se {
+        Some(se) => se.trace(&join(prefix, "se"), y, g),
+        None => y,
+    }
+}
+
+/// Implements `forward`, [`Summarize`] and [`Trace`] for a module from its `branches()`.
 macro_rules! from_branches {
     ($module:ty) => {
         impl $module {
@@ -183,6 +215,12 @@ macro_rules! from_branches {
                 s: &mut Summary,
             ) -> Result<FeatureShape, ShapeError> {
                 summarize_branches(self.branches(), &self.se, prefix, x, s)
+            }
+        }
+
+        impl Trace for $module {
+            fn trace(&self, prefix: &str, x: Value, g: &mut Graph) -> Value {
+                trace_branches(self.branches(), &self.se, prefix, x, g)
             }
         }
     };

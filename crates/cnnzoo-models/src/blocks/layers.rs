@@ -17,7 +17,7 @@ pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     cnnzoo_kernels::conv2d(
         x,
         conv.weight.val(),
-        conv.bias.as_ref().map(|b| b.val()),
+        conv.bias.as_ref().map(burn::module::Param::val),
         options,
     )
 }
@@ -31,7 +31,7 @@ pub fn conv_act(conv: &Conv2d, x: Tensor<4>, act: Option<Activation>) -> Tensor<
             cnnzoo_kernels::conv2d_relu(
                 x,
                 conv.weight.val(),
-                conv.bias.as_ref().map(|b| b.val()),
+                conv.bias.as_ref().map(burn::module::Param::val),
                 options,
             )
         }
@@ -48,7 +48,7 @@ pub fn conv_add_relu(conv: &Conv2d, x: Tensor<4>, residual: Tensor<4>) -> Tensor
     cnnzoo_kernels::conv2d_add_relu(
         x,
         conv.weight.val(),
-        conv.bias.as_ref().map(|b| b.val()),
+        conv.bias.as_ref().map(burn::module::Param::val),
         residual,
         options,
     )

@@ -7,6 +7,7 @@ use burn::tensor::module::avg_pool2d;
 use burn::tensor::ops::{AvgPoolOptions, MaxPoolOptions};
 use serde::{Deserialize, Serialize};
 
+use crate::graph::{Graph, Op, Value, Window};
 use crate::summary::{FeatureShape, ShapeError, Summary, window_out};
 
 /// Which reduction a pooling window applies.
@@ -104,6 +105,24 @@ impl Pool2d {
                 ),
             }),
         }
+    }
+
+    /// Appends the pooling to a traced graph, named `name`.
+    pub fn trace(&self, name: &str, x: Value, g: &mut Graph) -> Value {
+        let window = Window {
+            kernel: self.kernel,
+            stride: self.stride,
+            padding: self.padding,
+            ceil_mode: self.ceil_mode,
+        };
+        let op = match self.kind {
+            PoolKind::Max => Op::MaxPool(window),
+            PoolKind::Avg => Op::AvgPool {
+                window,
+                count_include_pad: self.count_include_pad,
+            },
+        };
+        g.push(name.to_string(), op, vec![x])
     }
 
     /// Records the pooling in a summary and returns its output shape.

@@ -13,6 +13,7 @@ use super::activation::Activation;
 use super::conv_bn_act::{ConvBnAct, ConvBnActConfig, Norm, UnitTap, no_tap};
 use super::layers::conv_add_relu;
 use super::squeeze_excite::{SePosition, SeSettings, SqueezeExcite};
+use crate::graph::{Graph, Trace, Value};
 use crate::summary::{FeatureShape, ShapeError, Summarize, Summary, join};
 
 /// Which residual function F a block computes.
@@ -407,8 +408,18 @@ impl ResidualBlock {
             Some(sc) if fused_end => match standard {
                 Some(se) if !want_gates && se.fc1.bias.is_some() && se.fc2.bias.is_some() => {
                     let (w1, w2) = (se.fc1.weight.val(), se.fc2.weight.val());
-                    let b1 = se.fc1.bias.as_ref().map(|b| b.val()).expect("checked");
-                    let b2 = se.fc2.bias.as_ref().map(|b| b.val()).expect("checked");
+                    let b1 = se
+                        .fc1
+                        .bias
+                        .as_ref()
+                        .map(burn::module::Param::val)
+                        .expect("checked");
+                    let b2 = se
+                        .fc2
+                        .bias
+                        .as_ref()
+                        .map(burn::module::Param::val)
+                        .expect("checked");
                     let y = cnnzoo_kernels::se_scale_add_relu(y, w1, b1, w2, b2, sc);
                     (y, None)
                 }
@@ -447,6 +458,42 @@ enum Observe {
 /// ([`cnnzoo_kernels::zero_pad_shortcut`]: one pass each way on the CPU).
 pub fn zero_pad_shortcut(x: Tensor<4>, stride: usize, extra: usize) -> Tensor<4> {
     cnnzoo_kernels::zero_pad_shortcut(x, stride, extra)
+}
+
+impl Trace for ResidualBlock {
+    /// The block as [`ResidualBlock::forward`] computes it, without the fused paths: the branch's
+    /// units, the shortcut, the SE unit where it sits, the addition and the activation.
+    fn trace(&self, prefix: &str, x: Value, g: &mut Graph) -> Value {
+        let excite = |g: &mut Graph, position, t| match self.se_at(position) {
+            Some(se) => se.trace(&join(prefix, "se"), t, g),
+            None => t,
+        };
+        let (units, (last_name, last)) = self.units();
+        let mut h = excite(g, SePosition::Pre, x);
+        for (name, unit) in units {
+            h = unit.trace(&join(prefix, name), h, g);
+        }
+        h = last.trace(&join(prefix, last_name), h, g);
+        let shortcut = match self.shortcut {
+            Shortcut::None => None,
+            Shortcut::Identity => Some(x),
+            Shortcut::ZeroPad {
+                stride,
+                extra_channels,
+            } => Some(g.zero_pad_shortcut(&join(prefix, "shortcut"), stride, extra_channels, x)),
+            Shortcut::Projection => Some(match &self.downsample {
+                Some(ds) => ds.trace(&join(prefix, "downsample"), x, g),
+                None => x,
+            }),
+        };
+        let shortcut = shortcut.map(|sc| excite(g, SePosition::Identity, sc));
+        h = excite(g, SePosition::Standard, h);
+        if let Some(sc) = shortcut {
+            h = g.add(&join(prefix, "add"), h, sc);
+        }
+        h = excite(g, SePosition::Post, h);
+        self.act.trace(prefix, h, g)
+    }
 }
 
 impl Summarize for ResidualBlock {

@@ -12,6 +12,7 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::blocks::layers::conv2d;
+use crate::graph::{self, Graph, Trace, Value};
 use crate::init::conv2d_kaiming;
 use crate::summary::{FeatureShape, ShapeError, Summarize, Summary, join};
 
@@ -125,6 +126,18 @@ impl Summarize for SqueezeExcite {
         let r = s.conv2d(join(prefix, "fc1"), &self.fc1, squeezed)?;
         s.conv2d(join(prefix, "fc2"), &self.fc2, r)?;
         Ok(input)
+    }
+}
+
+impl Trace for SqueezeExcite {
+    /// `x * gates(x)`: squeeze, the two 1x1 "FCs" with a ReLU between, sigmoid, scale.
+    fn trace(&self, prefix: &str, x: Value, g: &mut Graph) -> Value {
+        let s = g.global_avg_pool(&join(prefix, "squeeze"), x);
+        let s = g.conv(&join(prefix, "fc1"), &self.fc1, s);
+        let s = g.activation(&join(prefix, "relu"), graph::Activation::Relu, s);
+        let s = g.conv(&join(prefix, "fc2"), &self.fc2, s);
+        let gates = g.activation(&join(prefix, "sigmoid"), graph::Activation::Sigmoid, s);
+        g.mul(&join(prefix, "scale"), x, gates)
     }
 }
 

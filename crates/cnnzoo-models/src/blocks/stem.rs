@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::conv_bn_act::{ConvBnAct, ConvBnActConfig, UnitTap, no_tap};
 use super::pool::Pool2d;
+use crate::graph::{Graph, Trace, Value};
 use crate::summary::{FeatureShape, ShapeError, Summarize, Summary, join};
 
 /// Which stem a network starts with.
@@ -74,6 +75,16 @@ impl Summarize for Stem {
         match &self.pool {
             Some(p) => p.summarize(join(prefix, "pool"), x, s),
             None => Ok(x),
+        }
+    }
+}
+
+impl Trace for Stem {
+    fn trace(&self, prefix: &str, x: Value, g: &mut Graph) -> Value {
+        let x = self.conv.trace(&join(prefix, "conv"), x, g);
+        match &self.pool {
+            Some(p) => p.trace(&join(prefix, "pool"), x, g),
+            None => x,
         }
     }
 }

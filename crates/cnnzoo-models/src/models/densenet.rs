@@ -9,6 +9,7 @@ use crate::blocks::dense::{DenseBlock, DenseOptions, Transition};
 use crate::blocks::layers::norm_act;
 use crate::blocks::{Activation, Head, HeadKind, Norm, Stem, StemKind};
 use crate::error::ModelError;
+use crate::graph::{Graph, Trace, Value};
 use crate::summary::{FeatureShape, ShapeError, Summarize, Summary, join};
 
 /// Configuration of a [`DenseNet`].
@@ -140,6 +141,23 @@ impl DenseNet {
     /// Logits `[N, classes]` for images `[N, C, H, W]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         self.head.forward(self.forward_features(x))
+    }
+}
+
+impl Trace for DenseNet {
+    fn trace(&self, prefix: &str, x: Value, g: &mut Graph) -> Value {
+        let mut x = self.stem.trace(&join(prefix, "stem"), x, g);
+        for (i, block) in self.blocks.iter().enumerate() {
+            x = block.trace(&join(prefix, &format!("blocks.{i}")), x, g);
+            if let Some(t) = self.transitions.get(i) {
+                x = t.trace(&join(prefix, &format!("transitions.{i}")), x, g);
+            }
+        }
+        if let Some(bn) = &self.norm_final {
+            x = g.batch_norm(&join(prefix, "norm_final"), bn, x);
+        }
+        x = self.act.trace(&join(prefix, "norm_final"), x, g);
+        self.head.trace(&join(prefix, "head"), x, g)
     }
 }
 

@@ -12,6 +12,7 @@ use crate::blocks::inception::{
 use crate::blocks::squeeze_excite::SeSettings;
 use crate::blocks::{Activation, ConvBnAct, Head, HeadKind, Norm, Pool2d};
 use crate::error::ModelError;
+use crate::graph::{Graph, Trace, Value, trace_all};
 use crate::summary::{FeatureShape, ShapeError, Summarize, Summary, join};
 
 /// Configuration shared by [`GoogLeNet`] and [`InceptionV3`].
@@ -206,6 +207,25 @@ impl GoogLeNet {
     }
 }
 
+impl Trace for GoogLeNet {
+    /// The inference pass: the auxiliary heads are left out.
+    fn trace(&self, p: &str, x: Value, g: &mut Graph) -> Value {
+        let x = self.conv1.trace(&join(p, "conv1"), x, g);
+        let x = pool_3x3_s2_ceil().trace(&join(p, "maxpool1"), x, g);
+        let x = self.conv2.trace(&join(p, "conv2"), x, g);
+        let x = self.conv3.trace(&join(p, "conv3"), x, g);
+        let x = pool_3x3_s2_ceil().trace(&join(p, "maxpool2"), x, g);
+        let x = trace_all(&self.inception3, &join(p, "inception3"), x, g);
+        let x = pool_3x3_s2_ceil().trace(&join(p, "maxpool3"), x, g);
+        let x = trace_all(&self.inception4, &join(p, "inception4"), x, g);
+        let x = Pool2d::max(2, 2, 0)
+            .ceil()
+            .trace(&join(p, "maxpool4"), x, g);
+        let x = trace_all(&self.inception5, &join(p, "inception5"), x, g);
+        self.head.trace(&join(p, "head"), x, g)
+    }
+}
+
 impl Summarize for GoogLeNet {
     fn summarize(
         &self,
@@ -305,6 +325,25 @@ impl InceptionV3 {
     /// Logits `[N, classes]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         self.forward_with_aux(x).0
+    }
+}
+
+impl Trace for InceptionV3 {
+    /// The inference pass: the auxiliary head is left out.
+    fn trace(&self, p: &str, x: Value, g: &mut Graph) -> Value {
+        let x = self.conv2d_1a_3x3.trace(&join(p, "conv2d_1a_3x3"), x, g);
+        let x = self.conv2d_2a_3x3.trace(&join(p, "conv2d_2a_3x3"), x, g);
+        let x = self.conv2d_2b_3x3.trace(&join(p, "conv2d_2b_3x3"), x, g);
+        let x = Pool2d::max(3, 2, 0).trace(&join(p, "maxpool1"), x, g);
+        let x = self.conv2d_3b_1x1.trace(&join(p, "conv2d_3b_1x1"), x, g);
+        let x = self.conv2d_4a_3x3.trace(&join(p, "conv2d_4a_3x3"), x, g);
+        let x = Pool2d::max(3, 2, 0).trace(&join(p, "maxpool2"), x, g);
+        let x = trace_all(&self.mixed_5, &join(p, "mixed_5"), x, g);
+        let x = self.mixed_6a.trace(&join(p, "mixed_6a"), x, g);
+        let x = trace_all(&self.mixed_6, &join(p, "mixed_6"), x, g);
+        let x = self.mixed_7a.trace(&join(p, "mixed_7a"), x, g);
+        let x = trace_all(&self.mixed_7, &join(p, "mixed_7"), x, g);
+        self.head.trace(&join(p, "head"), x, g)
     }
 }
 

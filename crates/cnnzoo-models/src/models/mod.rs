@@ -10,6 +10,7 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ModelError;
+use crate::graph::{Graph, Trace, Value};
 use crate::summary::{FeatureShape, ShapeError, Summarize, Summary};
 use densenet::{DenseNet, DenseNetConfig};
 use inception::{GoogLeNet, InceptionConfig, InceptionV3};
@@ -80,7 +81,7 @@ impl ModelConfig {
             ModelConfig::ResNet(c) => (c.num_classes, c.in_channels) = (num_classes, in_channels),
             ModelConfig::DenseNet(c) => (c.num_classes, c.in_channels) = (num_classes, in_channels),
             ModelConfig::GoogLeNet(c) | ModelConfig::InceptionV3(c) => {
-                (c.num_classes, c.in_channels) = (num_classes, in_channels)
+                (c.num_classes, c.in_channels) = (num_classes, in_channels);
             }
         }
     }
@@ -121,11 +122,34 @@ impl Model {
         }
     }
 
+    /// The inference forward pass as a graph of operations (see [`crate::graph`]).
+    pub fn graph(&self) -> Result<Graph, ModelError> {
+        let mut g = Graph::new();
+        let input = g.input;
+        let output = self.trace("", input, &mut g);
+        g.finish(output)
+            .map_err(|reason| ModelError::InvalidConfig {
+                model: "the traced graph".into(),
+                reason,
+            })
+    }
+
     /// The per-layer summary for one input of shape `[C, H, W]`, or where that input breaks.
     pub fn summary(&self, input: FeatureShape) -> Result<Summary, ShapeError> {
         let mut s = Summary::default();
         self.summarize("", input, &mut s)?;
         Ok(s)
+    }
+}
+
+impl Trace for Model {
+    fn trace(&self, prefix: &str, x: Value, g: &mut Graph) -> Value {
+        match self {
+            Model::ResNet(m) => m.trace(prefix, x, g),
+            Model::DenseNet(m) => m.trace(prefix, x, g),
+            Model::GoogLeNet(m) => m.trace(prefix, x, g),
+            Model::InceptionV3(m) => m.trace(prefix, x, g),
+        }
     }
 }
 

@@ -11,6 +11,7 @@ use crate::blocks::{
     Stem, UnitTap,
 };
 use crate::error::ModelError;
+use crate::graph::{Graph, Trace, Value, trace_all};
 use crate::summary::{FeatureShape, ShapeError, Summarize, Summary, join};
 
 pub use crate::blocks::StemKind;
@@ -179,6 +180,16 @@ impl ResNet {
     /// Logits `[N, classes]` for images `[N, C, H, W]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         self.head.forward(self.forward_features(x))
+    }
+}
+
+impl Trace for ResNet {
+    fn trace(&self, prefix: &str, x: Value, g: &mut Graph) -> Value {
+        let mut x = self.stem.trace(&join(prefix, "stem"), x, g);
+        for (i, stage) in self.stages.iter().enumerate() {
+            x = trace_all(stage, &join(prefix, &format!("stages.{i}")), x, g);
+        }
+        self.head.trace(&join(prefix, "head"), x, g)
     }
 }
 
