@@ -117,6 +117,19 @@ pub enum InteropError {
         /// The affected keys.
         keys: String,
     },
+    /// A pretrained name timm does not publish.
+    #[error("unknown pretrained model '{name}': {reason}; closest known: {} (run `cnnzoo list --pretrained`)", suggestions.join(", "))]
+    UnknownTag {
+        /// The name the user gave.
+        name: String,
+        /// Which part is unknown.
+        reason: String,
+        /// Known tags closest to it, best first.
+        suggestions: Vec<String>,
+    },
+    /// A file could not be fetched from the hub or a URL.
+    #[error(transparent)]
+    Hub(#[from] crate::hub::HubError),
     /// The export asked for something the exporter does not write.
     #[error("cannot export: {0}")]
     Unsupported(String),

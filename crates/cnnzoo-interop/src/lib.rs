@@ -4,10 +4,13 @@
 //! timm-keyed `.safetensors` files and ONNX graphs.
 
 pub mod error;
+pub mod hub;
 pub mod load;
 pub mod mapping;
 pub mod onnx;
 pub mod predict;
+pub mod pretrained;
+pub mod resize;
 pub mod save;
 pub mod state_dict;
 

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use image::imageops::FilterType;
+use crate::resize::{Filter, resize};
 
 use crate::error::InteropError;
 
@@ -81,17 +81,22 @@ impl Preprocess {
                 self.crop_pct, self.size
             )));
         }
-        let reader = image::ImageReader::open(path).map_err(|e| InteropError::Io {
+        let bytes = std::fs::read(path).map_err(|e| InteropError::Io {
             path: path.to_path_buf(),
             reason: e.to_string(),
         })?;
-        let img = reader
+        let img = image::ImageReader::new(std::io::Cursor::new(&bytes))
             .with_guessed_format()
             .map_err(|e| bad(e.to_string()))?
             .decode()
             .map_err(|e| bad(format!("cannot decode the image: {e}")))?
             .to_rgb8();
         let (w, h) = img.dimensions();
+        // JPEGs are decoded again by libjpeg-turbo's decoder (mozjpeg), as PIL decodes them:
+        // the `image` crate's decoder differs by up to 4 levels in an eighth of the pixels.
+        let pixels = jpeg_as_pil_decodes(&bytes)
+            .filter(|p| p.len() == img.as_raw().len())
+            .unwrap_or_else(|| img.into_raw());
         let scale = (self.size as f64 / self.crop_pct).floor() as u32;
         let (nw, nh) = if w <= h {
             (
@@ -105,30 +110,61 @@ impl Preprocess {
             )
         };
         let filter = match self.interpolation {
-            Interpolation::Bilinear => FilterType::Triangle,
-            Interpolation::Bicubic => FilterType::CatmullRom,
+            Interpolation::Bilinear => Filter::Bilinear,
+            Interpolation::Bicubic => Filter::Bicubic,
         };
-        let resized = image::imageops::resize(&img, nw.max(1), nh.max(1), filter);
-        let s = self.size as u32;
+        let (w, h, nw, nh) = (
+            w as usize,
+            h as usize,
+            nw.max(1) as usize,
+            nh.max(1) as usize,
+        );
+        let resized = resize(&pixels, 3, (w, h), (nw, nh), filter);
+        let s = self.size;
         if nw < s || nh < s {
             return Err(bad(format!(
                 "resized to {nw}x{nh}, smaller than the {s} px crop"
             )));
         }
-        let (x0, y0) = ((nw - s) / 2, (nh - s) / 2);
-        let mut out = vec![0f32; 3 * self.size * self.size];
-        let plane = self.size * self.size;
+        // torchvision's CenterCrop: int(round((n - s) / 2)), Python's round half to even.
+        let offset = |n: usize| {
+            let d = n - s;
+            if d % 2 == 1 && (d / 2) % 2 == 1 {
+                d / 2 + 1
+            } else {
+                d / 2
+            }
+        };
+        let (x0, y0) = (offset(nw), offset(nh));
+        let mut out = vec![0f32; 3 * s * s];
+        let plane = s * s;
         for y in 0..s {
             for x in 0..s {
-                let p = resized.get_pixel(x0 + x, y0 + y);
+                let p = &resized[((y0 + y) * nw + x0 + x) * 3..][..3];
                 for c in 0..3 {
-                    out[c * plane + (y * s + x) as usize] =
+                    out[c * plane + y * s + x] =
                         (f32::from(p[c]) / 255.0 - self.mean[c]) / self.std[c];
                 }
             }
         }
         Ok(out)
     }
+}
+
+/// RGB pixels of a JPEG as libjpeg-turbo (and so PIL) decodes it, or `None` for another format
+/// or a file it rejects (the caller has decoded it already, so the error is not lost).
+fn jpeg_as_pil_decodes(bytes: &[u8]) -> Option<Vec<u8>> {
+    if !bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        return None;
+    }
+    // libjpeg reports fatal errors by unwinding (mozjpeg's documented way to catch them).
+    let decoded = std::panic::catch_unwind(|| {
+        let mut started = mozjpeg::Decompress::new_mem(bytes).ok()?.rgb().ok()?;
+        let px: Vec<[u8; 3]> = started.read_scanlines().ok()?;
+        started.finish().ok()?;
+        Some(px.into_iter().flatten().collect::<Vec<u8>>())
+    });
+    decoded.ok().flatten()
 }
 
 /// The 1000 ImageNet-1k class names in index order (the first WordNet lemma of each synset,

@@ -476,15 +476,20 @@ pub fn find(pattern: &str) -> Result<Vec<&'static ModelSpec>, ModelError> {
     Ok(REGISTRY.iter().filter(|s| glob.matches(s.name)).collect())
 }
 
-/// The registered model of that name, or an error suggesting the closest names.
+/// The registered model of that name, or an error suggesting the closest names. A timm
+/// pretrained name (`resnet50.a1_in1k`) means its architecture; which tags exist is for the
+/// weight loaders (`cnnzoo_interop::pretrained`) to say.
 pub fn spec(name: &str) -> Result<&'static ModelSpec, ModelError> {
     let wanted = name.trim().to_ascii_lowercase();
+    let wanted = wanted
+        .split_once('.')
+        .map_or(wanted.as_str(), |(arch, _)| arch);
     REGISTRY
         .iter()
         .find(|s| s.name == wanted)
         .ok_or_else(|| ModelError::UnknownModel {
             name: name.to_string(),
-            suggestions: suggest(&wanted),
+            suggestions: suggest(wanted),
         })
 }
 

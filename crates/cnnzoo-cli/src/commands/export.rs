@@ -9,17 +9,17 @@ use cnnzoo_interop::OnnxOptions;
 use cnnzoo_interop::onnx::DEFAULT_OPSET;
 use cnnzoo_models::{FuseBn, ModelConfig, ModelOptions, create, spec};
 
-use super::weights::{LoadFlags, load, resolve};
+use super::weights::{LoadFlags, WeightSource, arch, load};
 
 /// Arguments of `cnnzoo export`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Registered model name (optional with a training checkpoint folder, which records it).
+    /// Registered model name or timm pretrained name (optional with a training checkpoint
+    /// folder, which records it).
     #[arg(long)]
     model: Option<String>,
-    /// A training checkpoint folder (`runs/x/best`), a `model.bpk`, or a state dict.
-    #[arg(long)]
-    weights: PathBuf,
+    #[command(flatten)]
+    source: WeightSource,
     /// Classes of the weights (default: the model's, or the checkpoint's).
     #[arg(long)]
     classes: Option<usize>,
@@ -82,7 +82,14 @@ pub fn run(args: Args, device: &Device) -> Result<String> {
             dir.display()
         );
     }
-    let file = resolve(&args.weights)?;
+    if args.source.pretrained && args.model.is_none() {
+        bail!("--pretrained needs --model (e.g. resnet50.a1_in1k)");
+    }
+    let file = args
+        .source
+        .locate(args.model.as_deref().unwrap_or(""))?
+        .path
+        .clone();
     // A training checkpoint folder records the exact model it trained.
     let state = file
         .parent()
@@ -107,7 +114,7 @@ pub fn run(args: Args, device: &Device) -> Result<String> {
             num_classes: args.classes,
             in_channels: args.in_chans,
         };
-        (m.clone(), create(m, options)?)
+        (arch(m).to_string(), create(arch(m), options)?)
     } else {
         bail!("--model is needed unless --weights is a training checkpoint folder")
     };

@@ -19,6 +19,53 @@ pub struct Args {
     /// Print the Markdown table used in the README.
     #[arg(long)]
     markdown: bool,
+    /// List timm's pretrained tags of each model (default tag first, marked *) instead.
+    #[arg(long)]
+    pretrained: bool,
+}
+
+/// The pretrained tags of the models matching `pattern`, one line per tag.
+fn pretrained_tags(pattern: Option<&str>, json: bool) -> Result<String> {
+    use std::fmt::Write;
+    let specs = registry::find(pattern.unwrap_or("*"))?;
+    let tags: Vec<_> = specs
+        .iter()
+        .flat_map(|s| cnnzoo_interop::pretrained::tags_of(s.name))
+        .collect();
+    if tags.is_empty() {
+        bail!(
+            "timm publishes no pretrained weights for the models matching '{}'",
+            pattern.unwrap_or("*")
+        );
+    }
+    if json {
+        let rows: Vec<_> = tags
+            .iter()
+            .map(|t| {
+                serde_json::json!({
+                    "name": t.name(), "default": t.default, "hf_hub_id": t.hf_hub_id,
+                    "input_size": t.input_size, "interpolation": t.interpolation,
+                    "crop_pct": t.crop_pct, "num_classes": t.num_classes,
+                })
+            })
+            .collect();
+        return Ok(serde_json::to_string_pretty(&rows)? + "\n");
+    }
+    let mut out = format!(
+        "{:<44} {:>9} {:>13} {:>8}\n",
+        "pretrained (* default)", "input", "interpolation", "crop_pct"
+    );
+    for t in tags {
+        writeln!(
+            out,
+            "{:<44} {:>9} {:>13} {:>8}",
+            format!("{}{}", t.name(), if t.default { " *" } else { "" }),
+            shape(&t.input_size),
+            t.interpolation,
+            t.crop_pct
+        )?;
+    }
+    Ok(out)
 }
 
 /// One model of the listing.
@@ -89,6 +136,9 @@ pub fn markdown(rows: &[Row]) -> String {
 /// Runs `cnnzoo list` and returns what it prints.
 pub fn run(args: Args, device: &Device) -> Result<String> {
     use std::fmt::Write;
+    if args.pretrained {
+        return pretrained_tags(args.pattern.as_deref(), args.json);
+    }
     let rows = rows(args.pattern.as_deref(), device)?;
     let mut out = String::new();
     if args.json {

@@ -83,7 +83,7 @@ pub fn run(args: Args, device: &Device) -> Result<String> {
         num_classes: args.classes,
         in_channels: Some(c),
     };
-    let model = create(&args.src.model, options)?.try_init(device)?;
+    let model = create(args.src.arch(), options)?.try_init(device)?;
     model
         .summary([c, h, w])
         .map_err(|e| anyhow::anyhow!("{} cannot take {c}x{h}x{w} inputs: {e}", args.src.model))?;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Result, bail};
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
-use cnnzoo_interop::predict::{Interpolation, Preprocess, imagenet_classes, softmax};
+use cnnzoo_interop::predict::{Interpolation, imagenet_classes, softmax};
 use cnnzoo_models::{FuseBn, ModelOptions, create};
 use serde::Serialize;
 
@@ -60,7 +60,7 @@ struct Prediction {
 
 /// Runs `cnnzoo predict`.
 pub fn run(args: Args, device: &Device) -> Result<String> {
-    let mut pre = Preprocess::for_model(&args.src.model);
+    let mut pre = args.src.preprocess()?;
     if let Some(v) = args.size {
         pre.size = v;
     }
@@ -84,10 +84,16 @@ pub fn run(args: Args, device: &Device) -> Result<String> {
         }
         pre.std = [v[0], v[1], v[2]];
     }
-    let config = create(&args.src.model, ModelOptions::default())?;
+    let config = create(args.src.arch(), ModelOptions::default())?;
     let model = args.src.load_into(config.try_init(device)?)?.valid();
     let model = if args.fuse_bn { model.fuse_bn() } else { model };
-    let names = imagenet_classes();
+    let names: Vec<String> = match args.src.label_names()? {
+        Some(names) => names,
+        None => imagenet_classes()
+            .iter()
+            .map(|s| (*s).to_string())
+            .collect(),
+    };
     let mut out = Vec::new();
     for path in &args.images {
         let pixels = pre.load(path)?;
@@ -106,7 +112,7 @@ pub fn run(args: Args, device: &Device) -> Result<String> {
             .map(|i| Guess {
                 index: i,
                 class: if probs.len() == names.len() {
-                    names[i].to_string()
+                    names[i].clone()
                 } else {
                     format!("class {i}")
                 },
