@@ -82,10 +82,18 @@ pub struct Args {
     /// Continue the run in --out from its last checkpoint.
     #[arg(long)]
     resume: bool,
-    /// Start from these weights (timm / torchvision state dict or a cnnzoo model.bpk).
+    /// Start from these weights (timm / torchvision state dict, a cnnzoo model.bpk, or an
+    /// http(s) URL to one).
+    #[arg(long, conflicts_with = "pretrained")]
+    weights: Option<String>,
+    /// Start from timm's pretrained weights for --model (`resnet50.a1_in1k`, or timm's default
+    /// tag for a bare name), from the Hugging Face hub.
     #[arg(long)]
-    weights: Option<PathBuf>,
-    /// With --weights: keep this model's classifier when the class count differs (fine-tuning).
+    pretrained: bool,
+    /// With --pretrained or a URL: use cached files only, never the network.
+    #[arg(long)]
+    offline: bool,
+    /// With --weights or --pretrained: keep this model's classifier when the class count differs (fine-tuning).
     #[arg(long)]
     reset_classifier: bool,
     /// Convolution arithmetic: f32, or bf16 / f16 mixed precision (f32 weights, f16 with
@@ -115,7 +123,9 @@ enum ScheduleName {
 }
 
 fn config(a: &Args) -> Result<TrainConfig> {
-    let mut c = a.data.train_config(&a.model, a.out.clone());
+    let mut c = a
+        .data
+        .train_config(super::weights::arch(&a.model), a.out.clone());
     c.overrides = a.design.overrides();
     if let Some(r) = &a.recipe {
         c.apply_recipe(r).map_err(anyhow::Error::msg)?;
@@ -185,11 +195,9 @@ fn config(a: &Args) -> Result<TrainConfig> {
     c.hflip &= !a.no_flip;
     c.train_subset = a.subset;
     c.test_subset = a.test_subset;
-    if let Some(w) = &a.weights {
-        if !w.is_file() {
-            bail!("{}: weights file not found", w.display());
-        }
-        c.init_weights = Some(w.clone());
+    if a.weights.is_some() || a.pretrained {
+        let source = super::weights::WeightSource::new(a.weights.clone(), a.pretrained, a.offline);
+        c.init_weights = Some(source.locate(&a.model)?.path.clone());
     }
     c.reset_classifier = a.reset_classifier;
     c.precision = a.precision;

@@ -75,6 +75,16 @@ pub fn arch(model: &str) -> &str {
 }
 
 impl WeightSource {
+    /// A source from the three flags, for commands whose weights are optional (train).
+    pub fn new(weights: Option<String>, pretrained: bool, offline: bool) -> Self {
+        WeightSource {
+            weights,
+            pretrained,
+            offline,
+            located: OnceLock::new(),
+        }
+    }
+
     /// The weights file for `model`, fetched (once) from the hub or a URL when it is remote.
     pub fn locate(&self, model: &str) -> Result<&Located> {
         if let Some(l) = self.located.get() {
