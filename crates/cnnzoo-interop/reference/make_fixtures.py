@@ -31,7 +31,8 @@ import torch
 import torchvision
 
 TIMM = [
-    "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
+    "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnet200",
+    "wide_resnet50_2", "wide_resnet101_2",
     "resnext50_32x4d", "resnext101_32x4d", "resnext101_32x8d", "resnext101_64x4d",
     "seresnet18", "seresnet34", "seresnet50", "seresnet101", "seresnet152",
     "seresnext50_32x4d", "seresnext101_32x4d", "seresnext101_32x8d",
@@ -122,11 +123,18 @@ def main():
               if not k.endswith("num_batches_tracked")]
         tm = [k for k in timm.create_model(name).state_dict() if not k.endswith("num_batches_tracked")]
         assert tv == tm, f"{name}: torchvision and timm keys differ"
+    # `--models a,b` regenerates only those fixtures.
+    only = next((a.split("=", 1)[1].split(",") for a in sys.argv if a.startswith("--models=")),
+                None)
     for name in TIMM:
+        if only is not None and name not in only:
+            continue
         size = 299 if name == "inception_v3" else 224
         f = fixture(timm.create_model(name), name, "timm", size)
         (dst / f"{name}.json").write_text(json.dumps(f, separators=(",", ":")))
         print(name, len(f["keys"]), "keys, max |logit|", max(abs(v) for v in f["logits"]), flush=True)
+    if only is not None:
+        return
     g = torchvision.models.googlenet(weights=None, aux_logits=False, init_weights=False)
     f = fixture(g, "googlenet", "torchvision", 224)
     (dst / "googlenet.json").write_text(json.dumps(f, separators=(",", ":")))

@@ -27,7 +27,8 @@ import torchvision
 from timm_roundtrip import build, randomise_bn, rel, run
 
 MODELS = [
-    "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
+    "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnet200",
+    "wide_resnet50_2", "wide_resnet101_2",
     "resnext50_32x4d", "resnext101_32x4d", "resnext101_32x8d", "resnext101_64x4d",
     "seresnet18", "seresnet34", "seresnet50", "seresnet101", "seresnet152",
     "seresnext50_32x4d", "seresnext101_32x4d", "seresnext101_32x8d",

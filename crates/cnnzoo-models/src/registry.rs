@@ -195,6 +195,27 @@ pub static REGISTRY: &[ModelSpec] = &[
         ModelConfig::ResNet(imagenet_resnet(Bottleneck, [3, 8, 36, 3]))
     ),
     entry!(
+        "resnet200",
+        ResNet,
+        IMAGENET,
+        "ResNet-200, bottlenecks [3,24,36,3] (deeper)",
+        ModelConfig::ResNet(imagenet_resnet(Bottleneck, [3, 24, 36, 3]))
+    ),
+    entry!(
+        "wide_resnet50_2",
+        ResNet,
+        IMAGENET,
+        "Wide ResNet-50-2: ResNet-50 with 2x wide bottlenecks (wider)",
+        ModelConfig::ResNet(resnext([3, 4, 6, 3], 1, 128))
+    ),
+    entry!(
+        "wide_resnet101_2",
+        ResNet,
+        IMAGENET,
+        "Wide ResNet-101-2: ResNet-101 with 2x wide bottlenecks (wider)",
+        ModelConfig::ResNet(resnext([3, 4, 23, 3], 1, 128))
+    ),
+    entry!(
         "resnext50_32x4d",
         ResNeXt,
         IMAGENET,
