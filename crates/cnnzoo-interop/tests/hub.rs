@@ -9,8 +9,8 @@ use burn::tensor::Device;
 use cnnzoo_interop::hub::test_server::{COMMIT, Mode, serve, sha256};
 use cnnzoo_interop::hub::{Hub, HubError};
 use cnnzoo_interop::predict::Interpolation;
-use cnnzoo_interop::pretrained::{fetch_repo, read_config};
-use cnnzoo_interop::{InteropError, LoadOptions, load_file, save_timm_safetensors};
+use cnnzoo_interop::pretrained::{fetch_repo, load_weights, read_config};
+use cnnzoo_interop::{InteropError, save_timm_safetensors};
 use cnnzoo_models::{ModelOptions, create};
 
 const REPO: &str = "timm/resnet20.test_tag";
@@ -99,10 +99,8 @@ fn first_download_then_cache_hit_then_offline() {
     let p = config.preprocess.unwrap();
     assert_eq!((p.size, p.interpolation), (32, Interpolation::Bilinear));
     assert_eq!(p.mean, [0.5; 3]);
-    let model = create("resnet20", ModelOptions::default())
-        .unwrap()
-        .init(&Device::flex());
-    load_file(model, &path, LoadOptions::default()).unwrap();
+    let model = load_weights("resnet20", &path, &Device::flex()).unwrap();
+    assert_eq!(model.summary([3, 32, 32]).unwrap().params(), 269_722);
     let first = server.take_log();
     assert!(
         first.iter().any(|l| l.starts_with("GET /cdn/")),

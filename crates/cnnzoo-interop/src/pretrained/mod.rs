@@ -6,6 +6,7 @@ mod tags;
 
 use std::path::{Path, PathBuf};
 
+use cnnzoo_models::Model;
 use serde::Deserialize;
 
 use crate::error::InteropError;
@@ -153,6 +154,34 @@ pub fn fetch(hub: &Hub, tag: &'static PretrainedTag) -> Result<Pretrained, Inter
         preprocess: config.preprocess.unwrap_or_else(|| tag.preprocess()),
         label_names: config.label_names,
     })
+}
+
+/// timm's `create_model(name, pretrained=True)` in cnnzoo: the model of a pretrained name
+/// (`resnet50.a1_in1k`, or a bare architecture for timm's default tag) with its weights loaded
+/// strictly, and the evaluation transform its `pretrained_cfg` gives.
+pub fn load(
+    name: &str,
+    hub: &Hub,
+    device: &burn::tensor::Device,
+) -> Result<(Model, Preprocess), InteropError> {
+    let tag = resolve(name)?;
+    let p = fetch(hub, tag)?;
+    let model = load_weights(tag.arch, &p.weights, device)?;
+    Ok((model, p.preprocess))
+}
+
+/// Builds the registered `arch` and loads a timm-keyed weights file into it, strictly.
+pub fn load_weights(
+    arch: &str,
+    weights: &Path,
+    device: &burn::tensor::Device,
+) -> Result<Model, InteropError> {
+    let config = cnnzoo_models::create(arch, cnnzoo_models::ModelOptions::default())
+        .map_err(|e| InteropError::Unsupported(e.to_string()))?;
+    let model = config
+        .try_init(device)
+        .map_err(|e| InteropError::Unsupported(e.to_string()))?;
+    Ok(crate::load::load_file(model, weights, crate::LoadOptions::default())?.0)
 }
 
 /// A hub repository's `model.safetensors` and its parsed `config.json`.
