@@ -314,3 +314,36 @@ fn every_registered_model_has_a_forward_test() {
         .collect();
     assert!(missing.is_empty(), "no forward test for {missing:?}");
 }
+
+/// Global-average-pooling heads make the input size free: every registered model takes inputs
+/// other than its default (timm's test sizes for ResNet-50: 160, 256, 288), with the same
+/// logits shape, and the summary's shapes follow the real forward pass.
+#[test]
+fn every_model_runs_at_other_input_sizes() {
+    let device = Device::default();
+    for spec in registry::list() {
+        let [c, h, _] = spec.input;
+        let model = create(spec.name, ModelOptions::default())
+            .unwrap()
+            .init(&device);
+        for side in [h * 5 / 4, h * 3 / 2] {
+            let s = model.summary([c, side, side]);
+            assert!(s.is_ok(), "{} at {side}: {:?}", spec.name, s.err());
+        }
+    }
+    let model = create("resnet50", ModelOptions::default())
+        .unwrap()
+        .init(&device);
+    for side in [160, 256, 288] {
+        let x = Tensor::<4>::random([1, 3, side, side], Distribution::Default, &device);
+        assert_eq!(model.forward(x).dims(), [1, 1000], "resnet50 at {side}");
+        let rows = model.summary([3, side, side]).unwrap();
+        let pooled = rows
+            .layers
+            .iter()
+            .rev()
+            .find(|r| r.kind == "GlobalAvgPool")
+            .unwrap();
+        assert_eq!(pooled.output, vec![2048], "resnet50 at {side}");
+    }
+}
