@@ -24,17 +24,11 @@ import timm
 import torch
 import torchvision
 
+from make_fixtures import TIMM
 from timm_roundtrip import build, randomise_bn, rel, run
 
-MODELS = [
-    "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnet200",
-    "wide_resnet50_2", "wide_resnet101_2",
-    "resnext50_32x4d", "resnext101_32x4d", "resnext101_32x8d", "resnext101_64x4d",
-    "seresnet18", "seresnet34", "seresnet50", "seresnet101", "seresnet152",
-    "seresnext50_32x4d", "seresnext101_32x4d", "seresnext101_32x8d",
-    "densenet121", "densenet161", "densenet169", "densenet201",
-    "googlenet", "inception_v3",
-]
+# Every registered ImageNet model: timm's (the fixture list) and torchvision's GoogLeNet.
+MODELS = TIMM + ["googlenet"]
 
 
 def damp_residual_branches(model):

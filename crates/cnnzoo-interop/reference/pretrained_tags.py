@@ -18,14 +18,10 @@ import pathlib
 import timm
 from timm.models import get_pretrained_cfg
 
-ARCHS = [
-    "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnet200",
-    "wide_resnet50_2", "wide_resnet101_2",
-    "resnext50_32x4d", "resnext101_32x4d", "resnext101_32x8d", "resnext101_64x4d",
-    "seresnet18", "seresnet34", "seresnet50", "seresnet101", "seresnet152",
-    "seresnext50_32x4d", "seresnext101_32x4d", "seresnext101_32x8d",
-    "densenet121", "densenet161", "densenet169", "densenet201", "inception_v3",
-]
+from make_fixtures import TIMM
+
+# The registered models timm has (the parity fixtures' list).
+ARCHS = TIMM
 
 HERE = pathlib.Path(__file__).resolve().parent
 
