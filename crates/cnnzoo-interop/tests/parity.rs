@@ -142,9 +142,11 @@ fn check_parity(name: &str, dir: &Path) {
 #[test]
 fn logits_match_pytorch_for_every_imagenet_model() {
     let dir = tempfile::tempdir().unwrap();
+    // cnnzoo's own designs without a timm or torchvision model have no fixture.
+    let own = ["se_inception_v3"];
     let imagenet: Vec<&str> = list()
         .iter()
-        .filter(|s| s.input[1] >= 224)
+        .filter(|s| s.input[1] >= 224 && !own.contains(&s.name))
         .map(|s| s.name)
         .collect();
     assert_eq!(imagenet.len(), 26, "{imagenet:?}");

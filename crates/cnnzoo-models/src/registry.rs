@@ -342,6 +342,17 @@ pub static REGISTRY: &[ModelSpec] = &[
         ModelConfig::InceptionV3(InceptionConfig::new(1000).with_dropout(0.5))
     ),
     entry!(
+        "se_inception_v3",
+        Inception,
+        [3, 299, 299],
+        "SE-Inception-v3: an SE unit (r = 16) on every module's output",
+        ModelConfig::InceptionV3(
+            InceptionConfig::new(1000)
+                .with_dropout(0.5)
+                .with_se(Some(SeSettings::new()))
+        )
+    ),
+    entry!(
         "resnet20",
         ResNet,
         CIFAR,

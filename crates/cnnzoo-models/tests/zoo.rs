@@ -51,6 +51,22 @@ fn imagenet_parameter_counts_equal_timm_and_torchvision() {
     assert!(wrong.is_empty(), "{wrong:#?}");
 }
 
+/// SE-Inception-v3 (the SE paper's) has no timm model to count against: Inception-v3's
+/// parameters plus one SE unit per module, C -> make_divisible(C / 16, 8) -> C with biases, on
+/// the outputs of Mixed_5b-5d (256, 288, 288), 6a-6e (768) and 7a-7c (1280, 2048, 2048).
+#[test]
+fn se_inception_v3_adds_one_se_unit_per_module() {
+    use cnnzoo_models::blocks::squeeze_excite::make_divisible;
+    let se = |c: u64| {
+        let r = make_divisible(c as f64 / 16.0, 8) as u64;
+        2 * c * r + r + c
+    };
+    let outputs = [256, 288, 288, 768, 768, 768, 768, 768, 1280, 2048, 2048];
+    let want = 23_834_568 + outputs.iter().map(|c| se(*c)).sum::<u64>();
+    assert_eq!(want, 25_493_880);
+    assert_eq!(params("se_inception_v3"), want);
+}
+
 #[test]
 fn auxiliary_heads_match_torchvision_counts() {
     let device = Device::default();
@@ -188,10 +204,10 @@ fn se_settings_change_width_and_parameter_cost() {
 /// ImageNet nets (fully convolutional with a GAP head, so any size above the minimum works).
 fn forward_input(name: &str) -> [usize; 3] {
     let spec = registry::spec(name).unwrap();
-    match (spec.is_cifar(), name) {
+    match (spec.is_cifar(), name.ends_with("inception_v3")) {
         (true, _) => [1, 32, 32],
-        (false, "inception_v3") => [3, 80, 80],
-        (false, _) => [3, 64, 64],
+        (false, true) => [3, 80, 80],
+        (false, false) => [3, 64, 64],
     }
 }
 
@@ -283,6 +299,7 @@ forward_tests!(
     densenet201,
     googlenet,
     inception_v3,
+    se_inception_v3,
     resnet20,
     resnet32,
     resnet44,
