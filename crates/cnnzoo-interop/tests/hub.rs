@@ -234,6 +234,11 @@ fn direct_urls_are_cached_and_their_hash_prefix_checked() {
     h.url(&format!("{}/models/{good}", server.url)).unwrap();
     assert!(server.take_log().is_empty(), "downloaded twice");
 
+    for bad in ["", ".."] {
+        let e = h.url(&format!("{}/models/{bad}", server.url)).unwrap_err();
+        assert!(matches!(e, HubError::BadUrl { .. }), "{e}");
+        assert!(e.to_string().contains("names no file"), "{e}");
+    }
     let e = h
         .url(&format!("{}/models/resnet20-00000000.pth", server.url))
         .unwrap_err();

@@ -94,6 +94,14 @@ pub enum HubError {
         /// What the client said.
         reason: String,
     },
+    /// An address the client cannot use.
+    #[error("{url}: {reason}")]
+    BadUrl {
+        /// The address.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// An HTTP status that says neither "not found" nor success.
     #[error("{url}: the server answered HTTP {status}")]
     Http {
@@ -262,10 +270,11 @@ impl Hub {
             .split(['?', '#'])
             .next()
             .and_then(|u| u.rsplit('/').next())
-            .filter(|n| !n.is_empty())
-            .ok_or_else(|| HubError::Http {
+            // The name becomes a cache path: nothing that could leave the folder.
+            .filter(|n| !n.is_empty() && *n != "." && *n != ".." && !n.contains('\\'))
+            .ok_or_else(|| HubError::BadUrl {
                 url: url.to_string(),
-                status: 0,
+                reason: "it names no file (the cache keeps files by their name)".into(),
             })?;
         let dest = self.url_cache.join(name);
         if dest.is_file() {
@@ -373,7 +382,10 @@ impl Hub {
                 location,
             });
         }
-        Err(HubError::Http { url, status: 310 })
+        Err(HubError::BadUrl {
+            url,
+            reason: "more than 5 redirects within the hub".into(),
+        })
     }
 
     /// Downloads `url` to `dest` through `dest.incomplete`, resuming a partial file, checking
