@@ -103,6 +103,65 @@ fn a_changed_design_trains_evaluates_and_shows_its_excitations() {
 }
 
 #[test]
+fn pre_activation_dropout_and_drop_path_train_and_evaluate() {
+    let dir = tempfile::tempdir().unwrap();
+    write_data(dir.path());
+    let data = dir.path().to_str().unwrap();
+    let run = dir.path().join("run");
+    let common = ["--dataset", "fashion-mnist", "--data-dir", data];
+    let mut train = vec![
+        "train",
+        "--model",
+        "resnet20",
+        "--preact",
+        "--block-dropout",
+        "0.2",
+        "--drop-path",
+        "0.3",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--out",
+        run.to_str().unwrap(),
+    ];
+    train.extend(common);
+    let (ok, _, err) = cnnzoo(&train);
+    assert!(ok, "{err}");
+    let state = std::fs::read_to_string(run.join("last/state.json")).unwrap();
+    for key in [
+        "\"preact\": true",
+        "\"block_dropout\": 0.2",
+        "\"drop_path\": 0.3",
+    ] {
+        assert!(state.contains(key), "{key} not in {state}");
+    }
+    // The pre-activation design is rebuilt from the checkpoint (its final BN loads).
+    let best = run.join("best");
+    let mut eval = vec![
+        "eval",
+        "--model",
+        "resnet20",
+        "--weights",
+        best.to_str().unwrap(),
+    ];
+    eval.extend(common);
+    let (ok, out, err) = cnnzoo(&eval);
+    assert!(ok, "{err}");
+    assert!(out.contains("top-1"), "{out}");
+    let other = dir.path().join("other");
+    let mut bad = train.clone();
+    bad[5] = "1.5";
+    bad[13] = other.to_str().unwrap();
+    let (ok, _, err) = cnnzoo(&bad);
+    assert!(!ok && err.contains("probability"), "{err}");
+    assert!(
+        !other.exists(),
+        "a refused design must not create its run folder"
+    );
+}
+
+#[test]
 fn gradflow_compares_arms_and_rejects_bad_specs() {
     let dir = tempfile::tempdir().unwrap();
     write_data(dir.path());
@@ -122,6 +181,8 @@ fn gradflow_compares_arms_and_rejects_bad_specs() {
         "none",
         "--arm",
         "resnet20",
+        "--arm",
+        "resnet20:preact=true,drop_path=0.1",
         "--steps",
         "1",
         "--batch-size",

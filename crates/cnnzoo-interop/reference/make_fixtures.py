@@ -32,7 +32,9 @@ import torchvision
 
 TIMM = [
     "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnet200",
-    "wide_resnet50_2", "wide_resnet101_2",
+    "wide_resnet50_2", "wide_resnet101_2", "resnetv2_50", "resnetv2_101",
+    "resnet18d", "resnet26d", "resnet50d", "resnet101d", "resnet152d", "resnet200d",
+    "resnext50d_32x4d", "seresnext26d_32x4d",
     "resnext50_32x4d", "resnext101_32x4d", "resnext101_32x8d", "resnext101_64x4d",
     "seresnet18", "seresnet34", "seresnet50", "seresnet101", "seresnet152",
     "seresnext50_32x4d", "seresnext101_32x4d", "seresnext101_32x8d",

@@ -178,27 +178,75 @@ impl Table {
     }
 }
 
-static RESNET: LazyLock<Table> = LazyLock::new(|| {
+/// timm's `ResNet` rows; `deep`: the deep stem's `conv1.0` ... `conv1.6`; `avg_down`: the
+/// projection after an average pool (`downsample.1`, `downsample.2`).
+fn resnet_rows(deep: bool, avg_down: bool) -> Vec<(&'static str, &'static str)> {
+    let mut rows = if deep {
+        vec![
+            ("conv1.0.{*}", "stem.deep.0.conv.{*}"),
+            ("conv1.1.{*}", "stem.deep.0.bn.{*}"),
+            ("conv1.3.{*}", "stem.deep.1.conv.{*}"),
+            ("conv1.4.{*}", "stem.deep.1.bn.{*}"),
+            ("conv1.6.{*}", "stem.conv.conv.{*}"),
+        ]
+    } else {
+        vec![("conv1.{*}", "stem.conv.conv.{*}")]
+    };
+    let (conv, bn) = if avg_down {
+        (
+            "layer{s+1}.{b}.downsample.1.{*}",
+            "layer{s+1}.{b}.downsample.2.{*}",
+        )
+    } else {
+        (
+            "layer{s+1}.{b}.downsample.0.{*}",
+            "layer{s+1}.{b}.downsample.1.{*}",
+        )
+    };
+    rows.extend([
+        ("bn1.{*}", "stem.conv.bn.{*}"),
+        (
+            "layer{s+1}.{b}.conv{c}.{*}",
+            "stages.{s}.{b}.conv{c}.conv.{*}",
+        ),
+        ("layer{s+1}.{b}.bn{c}.{*}", "stages.{s}.{b}.conv{c}.bn.{*}"),
+        ("layer{s+1}.{b}.se.{*}", "stages.{s}.{b}.se.{*}"),
+        (conv, "stages.{s}.{b}.downsample.conv.{*}"),
+        (bn, "stages.{s}.{b}.downsample.bn.{*}"),
+        ("fc.{*}", "head.fc.{*}"),
+    ]);
+    rows
+}
+
+/// The ResNet tables: plain stem, deep stem, average-pool shortcut, both (ResNet-D).
+static RESNET: LazyLock<[Table; 4]> = LazyLock::new(|| {
+    [(false, false), (false, true), (true, false), (true, true)]
+        .map(|(deep, avg)| Table::new("resnet", &resnet_rows(deep, avg), &[]))
+});
+
+/// timm's `ResNetV2` (pre-activation): `norm1` is the block's input BatchNorm, `norm{c+1}` the
+/// one after `conv{c}`, `norm` the final one.
+static RESNET_V2: LazyLock<Table> = LazyLock::new(|| {
     Table::new(
-        "resnet",
+        "resnetv2",
         &[
-            ("conv1.{*}", "stem.conv.conv.{*}"),
-            ("bn1.{*}", "stem.conv.bn.{*}"),
+            ("stem.conv.{*}", "stem.conv.conv.{*}"),
+            ("stages.{s}.blocks.{b}.norm1.{*}", "stages.{s}.{b}.pre.{*}"),
             (
-                "layer{s+1}.{b}.conv{c}.{*}",
+                "stages.{s}.blocks.{b}.conv{c}.{*}",
                 "stages.{s}.{b}.conv{c}.conv.{*}",
             ),
-            ("layer{s+1}.{b}.bn{c}.{*}", "stages.{s}.{b}.conv{c}.bn.{*}"),
-            ("layer{s+1}.{b}.se.{*}", "stages.{s}.{b}.se.{*}"),
             (
-                "layer{s+1}.{b}.downsample.0.{*}",
+                "stages.{s}.blocks.{b}.norm{c+1}.{*}",
+                "stages.{s}.{b}.conv{c}.bn.{*}",
+            ),
+            (
+                "stages.{s}.blocks.{b}.downsample.conv.{*}",
                 "stages.{s}.{b}.downsample.conv.{*}",
             ),
-            (
-                "layer{s+1}.{b}.downsample.1.{*}",
-                "stages.{s}.{b}.downsample.bn.{*}",
-            ),
-            ("fc.{*}", "head.fc.{*}"),
+            ("stages.{s}.blocks.{b}.se.{*}", "stages.{s}.{b}.se.{*}"),
+            ("norm.{*}", "norm.{*}"),
+            ("head.fc.{*}", "head.fc.{*}"),
         ],
         &[],
     )
@@ -372,7 +420,11 @@ static GOOGLENET: LazyLock<Table> = LazyLock::new(|| {
 /// The mapping table for a built model.
 pub fn table_for(model: &Model) -> &'static Table {
     match model {
-        Model::ResNet(_) => &RESNET,
+        Model::ResNet(net) if net.is_preact() => &RESNET_V2,
+        Model::ResNet(net) => {
+            let deep = !net.stem.deep.is_empty();
+            &RESNET[usize::from(deep) * 2 + usize::from(net.avg_down)]
+        }
         Model::DenseNet(_) => &DENSENET,
         Model::GoogLeNet(_) => &GOOGLENET,
         Model::InceptionV3(_) => &INCEPTION_V3,
@@ -396,7 +448,7 @@ mod tests {
 
     #[test]
     fn resnet_rows_go_both_ways() {
-        let t = &*RESNET;
+        let t = &RESNET[0];
         for (torch, ours) in [
             ("conv1.weight", "stem.conv.conv.weight"),
             ("bn1.running_var", "stem.conv.bn.running_var"),

@@ -154,6 +154,18 @@ fn inception_branches_and_ceil_mode_pools() {
 }
 
 #[test]
+fn pre_activation_blocks_and_the_conv_head() {
+    check("resnetv2_50", &config("resnetv2_50"), 64);
+    check("preact_resnet110", &config("preact_resnet110"), 32);
+}
+
+#[test]
+fn resnet_d_deep_stem_and_average_pool_shortcuts() {
+    // 80 -> 20 -> 10 -> 5 -> 3: the ceil-mode pool of an odd map, padding not counted.
+    check("resnet26d", &config("resnet26d"), 80);
+}
+
+#[test]
 fn the_nin_head() {
     let ModelConfig::ResNet(c) = config("resnet20") else {
         panic!("resnet20 is a residual network");

@@ -64,7 +64,7 @@ macro_rules! fuse_fields {
     };
 }
 
-fuse_fields!(Stem { conv ; ; });
+fuse_fields!(Stem { conv ; deep ; });
 fuse_fields!(ResidualBlock { conv1, conv2 ; ; conv3, downsample });
 fuse_fields!(InceptionModule { branch1, branch4 ; branch2, branch3 ; });
 fuse_fields!(InceptionA { branch1x1, branch_pool ; branch5x5, branch3x3dbl ; });

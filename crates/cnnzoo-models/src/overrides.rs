@@ -1,6 +1,7 @@
 //! Design changes applied on top of a registered residual network: the ablations of the ResNet
-//! and SE papers (activation, normalisation, shortcut option, SE ratio and position) without a
-//! registry entry per combination.
+//! and SE papers (activation, normalisation, shortcut option, SE ratio and position), the
+//! pre-activation order, WRN's block dropout and stochastic depth, without a registry entry per
+//! combination.
 
 use serde::{Deserialize, Serialize};
 
@@ -11,7 +12,7 @@ use crate::models::ModelConfig;
 use crate::registry::{ModelOptions, create};
 
 /// Changes to a registered residual network's design; `None` keeps the registry's choice.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Overrides {
     /// Non-linearity of every unit (relu, sigmoid, tanh).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -32,6 +33,15 @@ pub struct Overrides {
     /// paper's ratio sweep needs on narrow CIFAR networks).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub se_divisor: Option<usize>,
+    /// Pre-activation order (identity mappings) on or off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preact: Option<bool>,
+    /// Dropout between the convolutions of every block (WRN), in `[0, 1)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block_dropout: Option<f64>,
+    /// Stochastic depth: the deepest block's drop probability, in `[0, 1)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drop_path: Option<f64>,
 }
 
 impl Overrides {
@@ -75,6 +85,15 @@ impl Overrides {
         if let Some(d) = self.se_divisor {
             parts.push(format!("se_div={d}"));
         }
+        if let Some(p) = self.preact {
+            parts.push(format!("preact={p}"));
+        }
+        if let Some(p) = self.block_dropout {
+            parts.push(format!("block_dropout={p}"));
+        }
+        if let Some(p) = self.drop_path {
+            parts.push(format!("drop_path={p}"));
+        }
         parts.join(",")
     }
 
@@ -88,7 +107,7 @@ impl Overrides {
             return Err(ModelError::InvalidConfig {
                 model: name.into(),
                 reason: format!(
-                    "design overrides ({}) apply to the residual family (resnet, resnext, seresnet, plain) only",
+                    "design overrides ({}) apply to the residual family (resnet, resnext, seresnet, plain, preact) only",
                     self.label()
                 ),
             });
@@ -101,6 +120,28 @@ impl Overrides {
         }
         if let Some(s) = self.shortcut {
             c.shortcut = s;
+        }
+        if let Some(p) = self.preact {
+            c.preact = p;
+        }
+        for (what, p) in [
+            ("block dropout", self.block_dropout),
+            ("drop path", self.drop_path),
+        ] {
+            if let Some(p) = p
+                && !(0.0..1.0).contains(&p)
+            {
+                return Err(ModelError::InvalidConfig {
+                    model: name.into(),
+                    reason: format!("{what} {p} is not a probability in [0, 1)"),
+                });
+            }
+        }
+        if let Some(p) = self.block_dropout {
+            c.block_dropout = p;
+        }
+        if let Some(p) = self.drop_path {
+            c.drop_path_rate = p;
         }
         if self.se_reduction.is_some() || self.se_position.is_some() || self.se_divisor.is_some() {
             let mut se = c.se.take().unwrap_or_else(SeSettings::new);
@@ -164,9 +205,30 @@ impl std::str::FromStr for Overrides {
                             .map_err(|_| format!("se_div: '{value}' is not a whole number"))?,
                     );
                 }
+                "preact" => {
+                    o.preact = Some(match value.to_ascii_lowercase().as_str() {
+                        "true" | "1" | "yes" | "on" => true,
+                        "false" | "0" | "no" | "off" => false,
+                        _ => return Err(format!("preact: '{value}' is not true or false")),
+                    });
+                }
+                "block_dropout" | "drop_path" => {
+                    let p: f64 = value
+                        .parse()
+                        .ok()
+                        .filter(|p| (0.0..1.0).contains(p))
+                        .ok_or_else(|| {
+                            format!("{key}: '{value}' is not a probability in [0, 1)")
+                        })?;
+                    if key.trim().starts_with("block") {
+                        o.block_dropout = Some(p);
+                    } else {
+                        o.drop_path = Some(p);
+                    }
+                }
                 other => {
                     return Err(format!(
-                        "unknown override '{other}' (known: act, norm, shortcut, se_r, se_pos, se_div)"
+                        "unknown override '{other}' (known: act, norm, shortcut, se_r, se_pos, se_div, preact, block_dropout, drop_path)"
                     ));
                 }
             }
@@ -227,6 +289,19 @@ mod tests {
             .unwrap();
         assert_eq!(all.label().parse::<Overrides>().unwrap(), all);
         assert!("act=swish".parse::<Overrides>().is_err());
+        let pre: Overrides = "preact=true,block_dropout=0.3,drop_path=0.1"
+            .parse()
+            .unwrap();
+        assert_eq!(pre.label().parse::<Overrides>().unwrap(), pre);
+        let ModelConfig::ResNet(c) =
+            create_with("resnet20", ModelOptions::default(), &pre).unwrap()
+        else {
+            panic!("resnet20 is a residual network");
+        };
+        assert!(c.preact);
+        assert!((c.block_dropout - 0.3).abs() < 1e-12 && (c.drop_path_rate - 0.1).abs() < 1e-12);
+        assert!("drop_path=1.5".parse::<Overrides>().is_err());
+        assert!("preact=maybe".parse::<Overrides>().is_err());
         assert!(
             "depth=3"
                 .parse::<Overrides>()

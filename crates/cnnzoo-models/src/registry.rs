@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use crate::blocks::squeeze_excite::SeSettings;
-use crate::blocks::{BlockKind, ShortcutKind};
+use crate::blocks::{BlockKind, HeadKind, ShortcutKind};
 use crate::error::ModelError;
 use crate::models::ModelConfig;
 use crate::models::densenet::DenseNetConfig;
@@ -25,6 +25,8 @@ pub enum Family {
     SeResNeXt,
     /// ResNet without shortcuts.
     Plain,
+    /// Pre-activation ResNets (identity mappings: ResNet-v2, the CIFAR pre-act nets, WRN).
+    PreAct,
     /// Densely connected networks.
     DenseNet,
     /// GoogLeNet and Inception-v3.
@@ -40,6 +42,7 @@ impl Family {
             Family::SeResNet => "seresnet",
             Family::SeResNeXt => "seresnext",
             Family::Plain => "plain",
+            Family::PreAct => "preact",
             Family::DenseNet => "densenet",
             Family::Inception => "inception",
         }
@@ -108,6 +111,48 @@ fn resnext(layers: [usize; 4], cardinality: usize, base_width: usize) -> ResNetC
 
 fn se(config: ResNetConfig) -> ResNetConfig {
     config.with_se(Some(SeSettings::new()))
+}
+
+/// Pre-activation order (identity mappings), without zero-init (timm's ResNet-v2 default).
+fn preact(config: ResNetConfig) -> ResNetConfig {
+    config.with_preact(true).with_zero_init_last(false)
+}
+
+/// timm's ResNet-v2: pre-activation, and a 1x1-convolution classifier after the pool.
+fn resnetv2(layers: [usize; 4]) -> ResNetConfig {
+    preact(imagenet_resnet(BlockKind::Bottleneck, layers)).with_head(HeadKind::PoolConv)
+}
+
+/// ResNet-D: the deep 3x3 stem (32, 32, 64) and average-pool downsampling shortcuts.
+fn resnet_d(config: ResNetConfig) -> ResNetConfig {
+    config.with_stem(StemKind::Deep).with_avg_down(true)
+}
+
+/// The identity-mappings paper's CIFAR bottleneck ResNet of `depth` = 9n + 2 layers:
+/// 16/32/64 planes (x4 out), pre-activation, 1x1 projection where the shape changes.
+fn cifar_preact_bottleneck(depth: usize) -> ResNetConfig {
+    let n = (depth - 2) / 9;
+    preact(
+        ResNetConfig::new(10, vec![16, 32, 64], vec![n; 3], BlockKind::Bottleneck)
+            .with_stem(StemKind::Cifar)
+            .with_stem_width(16),
+    )
+}
+
+/// Zagoruyko & Komodakis' WRN-`depth`-`k`: (depth - 4) / 6 pre-activation basic blocks per
+/// stage at 16k / 32k / 64k channels, 1x1 projection where the width changes.
+fn wide_cifar(depth: usize, k: usize) -> ResNetConfig {
+    let n = (depth - 4) / 6;
+    preact(
+        ResNetConfig::new(
+            10,
+            vec![16 * k, 32 * k, 64 * k],
+            vec![n; 3],
+            BlockKind::Basic,
+        )
+        .with_stem(StemKind::Cifar)
+        .with_stem_width(16),
+    )
 }
 
 /// He et al.'s CIFAR ResNet of `depth` = 6n + 2 layers: 16/32/64 planes, option A.
@@ -216,11 +261,74 @@ pub static REGISTRY: &[ModelSpec] = &[
         ModelConfig::ResNet(resnext([3, 4, 23, 3], 1, 128))
     ),
     entry!(
+        "resnetv2_50",
+        PreAct,
+        IMAGENET,
+        "ResNet-v2-50: pre-activation bottlenecks [3,4,6,3] (identity mappings)",
+        ModelConfig::ResNet(resnetv2([3, 4, 6, 3]))
+    ),
+    entry!(
+        "resnetv2_101",
+        PreAct,
+        IMAGENET,
+        "ResNet-v2-101: pre-activation bottlenecks [3,4,23,3]",
+        ModelConfig::ResNet(resnetv2([3, 4, 23, 3]))
+    ),
+    entry!(
+        "resnet18d",
+        ResNet,
+        IMAGENET,
+        "ResNet-18-D: deep 3x3 stem, average-pool downsample (bag of tricks)",
+        ModelConfig::ResNet(resnet_d(imagenet_resnet(Basic, [2, 2, 2, 2])))
+    ),
+    entry!(
+        "resnet26d",
+        ResNet,
+        IMAGENET,
+        "ResNet-26-D: bottlenecks [2,2,2,2], deep stem, average-pool downsample",
+        ModelConfig::ResNet(resnet_d(imagenet_resnet(Bottleneck, [2, 2, 2, 2])))
+    ),
+    entry!(
+        "resnet50d",
+        ResNet,
+        IMAGENET,
+        "ResNet-50-D: deep stem, average-pool downsample",
+        ModelConfig::ResNet(resnet_d(imagenet_resnet(Bottleneck, [3, 4, 6, 3])))
+    ),
+    entry!(
+        "resnet101d",
+        ResNet,
+        IMAGENET,
+        "ResNet-101-D: deep stem, average-pool downsample",
+        ModelConfig::ResNet(resnet_d(imagenet_resnet(Bottleneck, [3, 4, 23, 3])))
+    ),
+    entry!(
+        "resnet152d",
+        ResNet,
+        IMAGENET,
+        "ResNet-152-D: deep stem, average-pool downsample",
+        ModelConfig::ResNet(resnet_d(imagenet_resnet(Bottleneck, [3, 8, 36, 3])))
+    ),
+    entry!(
+        "resnet200d",
+        ResNet,
+        IMAGENET,
+        "ResNet-200-D: deep stem, average-pool downsample",
+        ModelConfig::ResNet(resnet_d(imagenet_resnet(Bottleneck, [3, 24, 36, 3])))
+    ),
+    entry!(
         "resnext50_32x4d",
         ResNeXt,
         IMAGENET,
         "ResNeXt-50, cardinality 32, width 4",
         ModelConfig::ResNet(resnext([3, 4, 6, 3], 32, 4))
+    ),
+    entry!(
+        "resnext50d_32x4d",
+        ResNeXt,
+        IMAGENET,
+        "ResNeXt-50-D 32x4d: deep stem, average-pool downsample",
+        ModelConfig::ResNet(resnet_d(resnext([3, 4, 6, 3], 32, 4)))
     ),
     entry!(
         "resnext101_32x4d",
@@ -277,6 +385,13 @@ pub static REGISTRY: &[ModelSpec] = &[
         IMAGENET,
         "SE-ResNet-152 (r=16)",
         ModelConfig::ResNet(se(imagenet_resnet(Bottleneck, [3, 8, 36, 3])))
+    ),
+    entry!(
+        "seresnext26d_32x4d",
+        SeResNeXt,
+        IMAGENET,
+        "SE-ResNeXt-26-D 32x4d (r=16): deep stem, average-pool downsample",
+        ModelConfig::ResNet(se(resnet_d(resnext([2, 2, 2, 2], 32, 4))))
     ),
     entry!(
         "seresnext50_32x4d",
@@ -393,6 +508,48 @@ pub static REGISTRY: &[ModelSpec] = &[
         CIFAR,
         "CIFAR ResNet-1202 (option A)",
         ModelConfig::ResNet(cifar_resnet(1202))
+    ),
+    entry!(
+        "preact_resnet110",
+        PreAct,
+        CIFAR,
+        "CIFAR pre-activation ResNet-110 (basic blocks, option A)",
+        ModelConfig::ResNet(preact(cifar_resnet(110)))
+    ),
+    entry!(
+        "preact_resnet164",
+        PreAct,
+        CIFAR,
+        "CIFAR pre-activation ResNet-164 (bottlenecks, 1x1 projection)",
+        ModelConfig::ResNet(cifar_preact_bottleneck(164))
+    ),
+    entry!(
+        "preact_resnet1001",
+        PreAct,
+        CIFAR,
+        "CIFAR pre-activation ResNet-1001 (bottlenecks, 1x1 projection)",
+        ModelConfig::ResNet(cifar_preact_bottleneck(1001))
+    ),
+    entry!(
+        "wrn16_8",
+        PreAct,
+        CIFAR,
+        "CIFAR Wide ResNet WRN-16-8 (pre-activation, wider)",
+        ModelConfig::ResNet(wide_cifar(16, 8))
+    ),
+    entry!(
+        "wrn28_10",
+        PreAct,
+        CIFAR,
+        "CIFAR Wide ResNet WRN-28-10 (pre-activation, wider)",
+        ModelConfig::ResNet(wide_cifar(28, 10))
+    ),
+    entry!(
+        "wrn40_4",
+        PreAct,
+        CIFAR,
+        "CIFAR Wide ResNet WRN-40-4 (pre-activation, wider)",
+        ModelConfig::ResNet(wide_cifar(40, 4))
     ),
     entry!(
         "plain20",

@@ -31,6 +31,16 @@ fn imagenet_parameter_counts_equal_timm_and_torchvision() {
         ("wide_resnet50_2", 68_883_240),
         ("wide_resnet101_2", 126_886_696),
         ("resnext50_32x4d", 25_028_904),
+        ("resnetv2_50", 25_549_352),
+        ("resnetv2_101", 44_541_480),
+        ("resnet18d", 11_708_744),
+        ("resnet26d", 16_014_408),
+        ("resnet50d", 25_576_264),
+        ("resnet101d", 44_568_392),
+        ("resnet152d", 60_212_040),
+        ("resnet200d", 64_693_064),
+        ("resnext50d_32x4d", 25_048_136),
+        ("seresnext26d_32x4d", 16_809_512),
         ("resnext101_32x8d", 88_791_336),
         ("seresnet50", 28_088_024),
         ("seresnext50_32x4d", 27_559_896),
@@ -65,6 +75,28 @@ fn se_inception_v3_adds_one_se_unit_per_module() {
     let want = 23_834_568 + outputs.iter().map(|c| se(*c)).sum::<u64>();
     assert_eq!(want, 25_493_880);
     assert_eq!(params("se_inception_v3"), want);
+}
+
+/// The pre-activation CIFAR nets as the identity-mappings and WRN authors' code builds them
+/// (the papers print 1.7M, 1.7M, 10.2M, 11.0M, 36.5M, 8.9M).
+#[test]
+fn cifar_preact_and_wide_counts_are_exact() {
+    let expected = [
+        ("preact_resnet110", 1_727_962),
+        ("preact_resnet164", 1_703_258),
+        ("preact_resnet1001", 10_327_706),
+        ("wrn28_10", 36_479_194),
+    ];
+    for (name, want) in expected {
+        assert_eq!(params(name), want, "{name}");
+    }
+    for (name, millions) in [("wrn16_8", 11.0), ("wrn40_4", 8.9)] {
+        let got = params(name) as f64 / 1e6;
+        assert!(
+            ((got * 10.0).round() / 10.0 - millions).abs() < 1e-9,
+            "{name}: {got}M vs {millions}M"
+        );
+    }
 }
 
 #[test]
@@ -281,6 +313,16 @@ forward_tests!(
     resnet200,
     wide_resnet50_2,
     wide_resnet101_2,
+    resnetv2_50,
+    resnetv2_101,
+    resnet18d,
+    resnet26d,
+    resnet50d,
+    resnet101d,
+    resnet152d,
+    resnet200d,
+    resnext50d_32x4d,
+    seresnext26d_32x4d,
     resnext50_32x4d,
     resnext101_32x4d,
     resnext101_32x8d,
@@ -306,6 +348,12 @@ forward_tests!(
     resnet56,
     resnet110,
     resnet1202,
+    preact_resnet110,
+    preact_resnet164,
+    preact_resnet1001,
+    wrn16_8,
+    wrn28_10,
+    wrn40_4,
     plain20,
     plain32,
     plain44,

@@ -197,6 +197,8 @@ impl Run {
     fn prepare(config: &TrainConfig, device: &Device, resume: bool) -> Result<Run, TrainError> {
         config.validate().map_err(TrainError::Invalid)?;
         crate::precision::check_device(config.precision, device)?;
+        // A design that cannot be built is refused before the run folder exists.
+        create_with(&config.model, ModelOptions::default(), &config.overrides)?;
         let out = &config.out;
         std::fs::create_dir_all(out).map_err(|e| TrainError::file(out, e))?;
         let previous = if resume { Some(find_last(out)?) } else { None };

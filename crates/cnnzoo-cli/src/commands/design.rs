@@ -25,6 +25,16 @@ pub struct DesignFlags {
     /// Rounding of the SE reduced width (timm: 8; 1 keeps channels / r).
     #[arg(long)]
     se_divisor: Option<usize>,
+    /// Pre-activation order (BN -> act -> conv, nothing after the addition).
+    #[arg(long)]
+    preact: bool,
+    /// Dropout between the convolutions of every block (the WRN paper's), in [0, 1).
+    #[arg(long, value_name = "P")]
+    block_dropout: Option<f64>,
+    /// Stochastic depth: drop a sample's residual branch in training with a probability rising
+    /// linearly to RATE at the deepest block (timm's drop_path_rate).
+    #[arg(long, value_name = "RATE")]
+    drop_path: Option<f64>,
 }
 
 impl DesignFlags {
@@ -37,6 +47,9 @@ impl DesignFlags {
             se_reduction: self.se_reduction,
             se_position: self.se_position,
             se_divisor: self.se_divisor,
+            preact: self.preact.then_some(true),
+            block_dropout: self.block_dropout,
+            drop_path: self.drop_path,
         }
     }
 }

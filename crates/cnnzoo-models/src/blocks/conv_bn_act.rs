@@ -70,6 +70,10 @@ pub struct ConvBnActConfig {
     /// Start the BatchNorm scale at zero, so a residual branch starts as the identity.
     #[config(default = false)]
     pub zero_init_norm: bool,
+    /// Whether the convolution has a bias; `None` gives it one exactly when there is no norm
+    /// (the last convolution of a pre-activation branch has neither).
+    #[config(default = "None")]
+    pub bias: Option<bool>,
 }
 
 impl ConvBnActConfig {
@@ -86,7 +90,7 @@ impl ConvBnActConfig {
             .with_stride([self.stride; 2])
             .with_padding(PaddingConfig2d::Explicit(ph, pw, ph, pw))
             .with_groups(self.groups)
-            .with_bias(self.norm == Norm::None)
+            .with_bias(self.bias.unwrap_or(self.norm == Norm::None))
     }
 
     fn norm_layer(&self, channels: usize, device: &Device) -> Option<BatchNorm> {

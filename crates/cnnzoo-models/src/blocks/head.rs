@@ -22,6 +22,9 @@ pub enum HeadKind {
     Linear,
     /// A 1x1 convolution to the class count, then global average pool (Network in Network).
     Nin,
+    /// Global average pool, then a 1x1 convolution (timm's `use_conv` head of ResNet-v2): the
+    /// linear head with a `[classes, C, 1, 1]` weight.
+    PoolConv,
 }
 
 impl std::str::FromStr for HeadKind {
@@ -30,7 +33,10 @@ impl std::str::FromStr for HeadKind {
         match s.to_ascii_lowercase().as_str() {
             "linear" | "gap" => Ok(HeadKind::Linear),
             "nin" => Ok(HeadKind::Nin),
-            other => Err(format!("unknown head '{other}' (expected linear or nin)")),
+            "poolconv" | "pool-conv" => Ok(HeadKind::PoolConv),
+            other => Err(format!(
+                "unknown head '{other}' (expected linear, nin or poolconv)"
+            )),
         }
     }
 }
@@ -42,6 +48,8 @@ pub enum Classifier {
     Linear(Linear),
     /// 1x1 conv then GAP.
     Nin(Conv2d),
+    /// GAP then 1x1 conv.
+    PoolConv(Conv2d),
 }
 
 /// A classifier head: dropout (zero by default), then the classifier.
@@ -70,6 +78,21 @@ impl Head {
                 &Conv2dConfig::new([features, classes], [1, 1]),
                 device,
             )),
+            HeadKind::PoolConv => {
+                // nn.Linear's initialisation, as the linear head it is.
+                let linear = LinearConfig::new(features, classes).init(device);
+                let mut conv = Conv2dConfig::new([features, classes], [1, 1]).init(device);
+                conv.weight = burn::module::Param::from_tensor(
+                    linear
+                        .weight
+                        .val()
+                        .transpose()
+                        .reshape([classes, features, 1, 1])
+                        .detach(),
+                );
+                conv.bias = linear.bias;
+                Classifier::PoolConv(conv)
+            }
         };
         Head {
             dropout: DropoutConfig::new(dropout).init(),
@@ -82,6 +105,13 @@ impl Head {
         match &self.fc {
             Classifier::Linear(fc) => fc.forward(self.dropout.forward(global_avg_pool(x))),
             Classifier::Nin(conv) => global_avg_pool(conv2d(conv, self.dropout.forward(x))),
+            Classifier::PoolConv(conv) => {
+                let pooled = self.dropout.forward(global_avg_pool(x));
+                let [n, c] = pooled.dims();
+                let y = conv2d(conv, pooled.reshape([n, c, 1, 1]));
+                let [_, classes, _, _] = y.dims();
+                y.reshape([n, classes])
+            }
         }
     }
 
@@ -103,6 +133,15 @@ impl Head {
                 s.push(join(prefix, "pool"), "GlobalAvgPool", vec![y[0]], 0, 0);
                 Ok([y[0], 1, 1])
             }
+            Classifier::PoolConv(conv) => {
+                s.push(join(prefix, "pool"), "GlobalAvgPool", vec![input[0]], 0, 0);
+                let y = s.conv2d(join(prefix, "fc"), conv, [input[0], 1, 1])?;
+                // The logits come out flat, as from the linear head.
+                if let Some(row) = s.layers.last_mut() {
+                    row.output = vec![y[0]];
+                }
+                Ok(y)
+            }
         }
     }
 }
@@ -123,6 +162,11 @@ impl Trace for Head {
                 let x = g.conv(&join(prefix, "fc"), conv, x);
                 pooled(g, x)
             }
+            Classifier::PoolConv(conv) => {
+                let x = g.global_avg_pool(&join(prefix, "pool"), x);
+                let x = g.conv(&join(prefix, "fc"), conv, x);
+                g.flatten(&join(prefix, "flatten"), x)
+            }
         }
     }
 }
@@ -137,7 +181,7 @@ mod tests {
     fn both_heads_give_logits_of_the_class_count() {
         let d = Device::default();
         let x = Tensor::<4>::random([3, 64, 5, 5], Distribution::Default, &d);
-        for kind in [HeadKind::Linear, HeadKind::Nin] {
+        for kind in [HeadKind::Linear, HeadKind::Nin, HeadKind::PoolConv] {
             let head = Head::new(kind, 64, 10, 0.0, &d);
             assert_eq!(head.forward(x.clone()).dims(), [3, 10]);
             assert_eq!(count_trainable(&head), 64 * 10 + 10);

@@ -3,6 +3,7 @@
 pub mod activation;
 pub mod conv_bn_act;
 pub mod dense;
+pub mod drop_path;
 pub mod head;
 pub mod inception;
 pub mod layers;
@@ -13,6 +14,7 @@ pub mod stem;
 
 pub use activation::Activation;
 pub use conv_bn_act::{BnActConv, ConvBnAct, ConvBnActConfig, Norm, UnitTap, no_tap};
+pub use drop_path::DropPath;
 pub use head::{Head, HeadKind};
 pub use pool::{Pool2d, PoolKind};
 pub use residual::{BlockKind, ResidualBlock, ResidualBlockConfig, ShortcutKind};

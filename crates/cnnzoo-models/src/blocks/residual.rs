@@ -2,16 +2,22 @@
 //!
 //! One block type covers the basic block (3x3, 3x3), the bottleneck (1x1 reduce, 3x3 grouped,
 //! 1x1 expand; ResNeXt through cardinality and base width), SE at any of the four positions,
-//! the three shortcut options of the ResNet paper and the plain (no-shortcut) twin.
+//! the three shortcut options of the ResNet paper and the plain (no-shortcut) twin, the
+//! pre-activation order of the identity-mappings paper (y = F(x) + x, nothing after the
+//! addition), ResNet-D's average-pool shortcut, WRN's dropout between the convolutions and
+//! stochastic depth.
 
 use burn::config::Config;
 use burn::module::Module;
+use burn::nn::{BatchNorm, Dropout, DropoutConfig};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::activation::Activation;
 use super::conv_bn_act::{ConvBnAct, ConvBnActConfig, Norm, UnitTap, no_tap};
-use super::layers::conv_add_relu;
+use super::drop_path::DropPath;
+use super::layers::{conv_add_relu, norm_act};
+use super::pool::Pool2d;
 use super::squeeze_excite::{SePosition, SeSettings, SqueezeExcite};
 use crate::graph::{Graph, Trace, Value};
 use crate::summary::{FeatureShape, ShapeError, Summarize, Summary, join};
@@ -116,6 +122,19 @@ pub struct ResidualBlockConfig {
     /// Start the last BatchNorm of the branch at zero (timm's `zero_init_last`).
     #[config(default = false)]
     pub zero_init_last: bool,
+    /// Pre-activation order (He et al. 2016, identity mappings): BN -> act -> conv inside the
+    /// branch, nothing after the addition; a projection shortcut sees the normalised input.
+    #[config(default = false)]
+    pub preact: bool,
+    /// ResNet-D: a strided projection shortcut average-pools 2x2 first, then a stride-1 1x1.
+    #[config(default = false)]
+    pub avg_down: bool,
+    /// Dropout before the branch's last convolution (the WRN paper's), 0 for none.
+    #[config(default = 0.0)]
+    pub dropout: f64,
+    /// Stochastic depth: the probability of dropping the branch of a sample in training.
+    #[config(default = 0.0)]
+    pub drop_path: f64,
 }
 
 impl ResidualBlockConfig {
@@ -152,6 +171,17 @@ impl ResidualBlockConfig {
                 self.in_channels,
                 self.out_channels()
             ));
+        }
+        for (what, p) in [
+            ("block dropout", self.dropout),
+            ("drop path", self.drop_path),
+        ] {
+            if !(0.0..1.0).contains(&p) {
+                return Err(format!("{what} {p} is not a probability in [0, 1)"));
+            }
+        }
+        if self.drop_path > 0.0 && self.shortcut == ShortcutKind::None {
+            return Err("drop path needs a shortcut: a plain block would output zero".into());
         }
         if let Some(se) = &self.se {
             if se.reduction == 0 || se.divisor == 0 {
@@ -190,12 +220,21 @@ impl ResidualBlockConfig {
                 .with_norm(self.norm)
                 .with_act(Some(self.act))
         };
+        // A linear unit: conv + BN; in pre-activation order a bare conv (the next block, or the
+        // network's final norm, normalises), biased only where the net has no BatchNorm at all.
+        let linear = |i, o, k| {
+            let u = unit(i, o, k).with_act(None);
+            if self.preact {
+                u.with_norm(Norm::None)
+                    .with_bias(Some(self.norm == Norm::None))
+            } else {
+                u.with_zero_init_norm(zero_last)
+            }
+        };
         let (conv1, conv2, conv3) = match self.kind {
             BlockKind::Basic => (
                 unit(self.in_channels, width, 3).with_stride(self.stride),
-                unit(width, out, 3)
-                    .with_act(None)
-                    .with_zero_init_norm(zero_last),
+                linear(width, out, 3),
                 None,
             ),
             BlockKind::Bottleneck => (
@@ -203,19 +242,23 @@ impl ResidualBlockConfig {
                 unit(width, width, 3)
                     .with_stride(self.stride)
                     .with_groups(self.cardinality),
-                Some(
-                    unit(width, out, 1)
-                        .with_act(None)
-                        .with_zero_init_norm(zero_last),
-                ),
+                Some(linear(width, out, 1)),
             ),
         };
+        let pooled = self.avg_down && self.stride > 1;
         let downsample = (shortcut == Shortcut::Projection).then(|| {
-            unit(self.in_channels, out, 1)
-                .with_stride(self.stride)
-                .with_act(None)
+            linear(self.in_channels, out, 1)
+                .with_zero_init_norm(false)
+                .with_stride(if pooled { 1 } else { self.stride })
                 .init(device)
         });
+        let down_pool = (downsample.is_some() && pooled).then(|| {
+            let mut p = Pool2d::avg(2, self.stride, 0).ceil();
+            p.count_include_pad = false;
+            p
+        });
+        let pre = (self.preact && self.norm == Norm::BatchNorm)
+            .then(|| burn::nn::BatchNormConfig::new(self.in_channels).init(device));
         let se_position = self
             .se
             .as_ref()
@@ -227,15 +270,29 @@ impl ResidualBlockConfig {
             };
             se.unit(channels).init(device)
         });
+        let (conv2, mut conv3) = (conv2.init(device), conv3.map(|c| c.init(device)));
+        let mut conv2 = conv2;
+        if zero_last && self.preact {
+            // No BatchNorm ends a pre-activation branch: zero its last convolution instead
+            // (timm's PreActBottleneck.zero_init_last).
+            let last = conv3.as_mut().unwrap_or(&mut conv2);
+            last.conv.weight =
+                burn::module::Param::from_tensor(last.conv.weight.val().zeros_like().detach());
+        }
         ResidualBlock {
+            pre,
             conv1: conv1.init(device),
-            conv2: conv2.init(device),
-            conv3: conv3.map(|c| c.init(device)),
+            conv2,
+            conv3,
             se,
             downsample,
+            dropout: (self.dropout > 0.0).then(|| DropoutConfig::new(self.dropout).init()),
+            drop_path: (self.drop_path > 0.0).then(|| DropPath::new(self.drop_path)),
             shortcut,
+            down_pool,
             se_position,
             act: self.act,
+            preact: self.preact,
         }
     }
 }
@@ -243,6 +300,8 @@ impl ResidualBlockConfig {
 /// A residual (or plain) block.
 #[derive(Module, Debug)]
 pub struct ResidualBlock {
+    /// Pre-activation blocks: the BatchNorm of the block input (timm's `norm1`).
+    pub pre: Option<BatchNorm>,
     /// First unit: 3x3 (basic, strided) or 1x1 reduce (bottleneck).
     pub conv1: ConvBnAct,
     /// Second unit: 3x3 (basic, no activation) or grouped strided 3x3 (bottleneck).
@@ -253,15 +312,25 @@ pub struct ResidualBlock {
     pub se: Option<SqueezeExcite>,
     /// Shortcut projection (options B and C).
     pub downsample: Option<ConvBnAct>,
+    /// Dropout before the last convolution of the branch (WRN).
+    pub dropout: Option<Dropout>,
+    /// Stochastic depth of the branch.
+    pub drop_path: Option<DropPath>,
     /// What the shortcut path does.
     #[module(skip)]
     pub shortcut: Shortcut,
+    /// ResNet-D: the average pool before the projection.
+    #[module(skip)]
+    pub down_pool: Option<Pool2d>,
     /// Where the SE unit sits.
     #[module(skip)]
     pub se_position: SePosition,
-    /// The activation after the addition.
+    /// The activation (after the addition, unless pre-activation).
     #[module(skip)]
     pub act: Activation,
+    /// Pre-activation order: normalise and activate the input, nothing after the addition.
+    #[module(skip)]
+    pub preact: bool,
 }
 
 impl ResidualBlock {
@@ -272,8 +341,26 @@ impl ResidualBlock {
     /// The residual function F(x) (including an SE-PRE unit, excluding standard SE).
     pub fn branch(&self, x: Tensor<4>) -> Tensor<4> {
         let (units, (_, last)) = self.units();
-        let x = self.excite_at(SePosition::Pre, x, &mut None);
-        last.forward(units.iter().fold(x, |h, (_, unit)| unit.forward(h)))
+        let x = self.excite_at(SePosition::Pre, self.preactivate(x), &mut None);
+        let h = units.iter().fold(x, |h, (_, unit)| unit.forward(h));
+        last.forward(self.drop(h))
+    }
+
+    /// The branch input: x itself, or in pre-activation order act(BN(x)).
+    fn preactivate(&self, x: Tensor<4>) -> Tensor<4> {
+        if self.preact {
+            norm_act(self.pre.as_ref(), x, Some(self.act))
+        } else {
+            x
+        }
+    }
+
+    /// The block dropout before the last convolution (the identity at inference).
+    fn drop(&self, h: Tensor<4>) -> Tensor<4> {
+        match &self.dropout {
+            Some(d) => d.forward(h),
+            None => h,
+        }
     }
 
     /// Recalibrates `t` by the block's SE unit if it sits at `position`, keeping its gates.
@@ -312,6 +399,7 @@ impl ResidualBlock {
     fn absorbable(&self, last: &'_ ConvBnAct) -> bool {
         let bare = last.bn.is_none() && last.act.is_none() && last.conv.bias.is_some();
         let plain_end = self.act == Activation::Relu
+            && !self.preact
             && self.shortcut != Shortcut::None
             && self.se_at(SePosition::Standard).is_none()
             && self.se_at(SePosition::Post).is_none()
@@ -321,12 +409,17 @@ impl ResidualBlock {
 
     /// The shortcut path, or `None` for a plain block.
     pub fn shortcut(&self, x: Tensor<4>) -> Option<Tensor<4>> {
-        self.shortcut_tapped(x, &mut no_tap, &mut None)
+        let xp = (self.preact && self.shortcut == Shortcut::Projection)
+            .then(|| self.preactivate(x.clone()));
+        self.shortcut_tapped(x, xp, &mut no_tap, &mut None)
     }
 
+    /// The shortcut of input `x`; a pre-activation block's projection takes `xp`, the
+    /// normalised input its branch starts from.
     fn shortcut_tapped(
         &self,
         x: Tensor<4>,
+        xp: Option<Tensor<4>>,
         tap: UnitTap,
         gates: &mut Option<Tensor<4>>,
     ) -> Option<Tensor<4>> {
@@ -337,10 +430,17 @@ impl ResidualBlock {
                 stride,
                 extra_channels,
             } => zero_pad_shortcut(x, stride, extra_channels),
-            Shortcut::Projection => match &self.downsample {
-                Some(ds) => tap("downsample", ds, ds.forward(x)),
-                None => x,
-            },
+            Shortcut::Projection => {
+                let x = xp.unwrap_or(x);
+                let x = match &self.down_pool {
+                    Some(p) => p.forward(x),
+                    None => x,
+                };
+                match &self.downsample {
+                    Some(ds) => tap("downsample", ds, ds.forward(x)),
+                    None => x,
+                }
+            }
         };
         Some(self.excite_at(SePosition::Identity, sc, gates))
     }
@@ -374,18 +474,23 @@ impl ResidualBlock {
     ) -> (Tensor<4>, Option<Tensor<4>>) {
         let mut gates = None;
         let (units, (name, last)) = self.units();
-        let mut h = self.excite_at(SePosition::Pre, x.clone(), &mut gates);
+        let xp = self.preact.then(|| self.preactivate(x.clone()));
+        let input = xp.clone().unwrap_or_else(|| x.clone());
+        let mut h = self.excite_at(SePosition::Pre, input, &mut gates);
         for (name, unit) in units {
             h = tap(name, unit, unit.forward(h));
         }
+        h = self.drop(h);
+        let dropping = self.drop_path.as_ref().is_some_and(|d| d.active(&h));
         if observe == Observe::Nothing
+            && !dropping
             && self.absorbable(last)
-            && let Some(sc) = self.shortcut_tapped(x.clone(), tap, &mut gates)
+            && let Some(sc) = self.shortcut_tapped(x.clone(), xp.clone(), tap, &mut gates)
         {
             return (conv_add_relu(&last.conv, h, sc), gates);
         }
         let y = tap(name, last, last.forward(h));
-        let shortcut = self.shortcut_tapped(x, tap, &mut gates);
+        let shortcut = self.shortcut_tapped(x, xp, tap, &mut gates);
         self.end(y, shortcut, observe == Observe::Gates, gates)
     }
 
@@ -395,7 +500,7 @@ impl ResidualBlock {
     /// the addition they are one fused operation of the kernels: `add_relu`, `scale_add_relu`
     /// with the gates, or, when the gates are not wanted, `se_scale_add_relu` with squeeze and
     /// excitation inside.
-    fn end(
+    pub(crate) fn end(
         &self,
         y: Tensor<4>,
         shortcut: Option<Tensor<4>>,
@@ -403,7 +508,11 @@ impl ResidualBlock {
         mut gates: Option<Tensor<4>>,
     ) -> (Tensor<4>, Option<Tensor<4>>) {
         let standard = self.se_at(SePosition::Standard);
-        let fused_end = self.act == Activation::Relu && self.se_at(SePosition::Post).is_none();
+        let dropping = self.drop_path.as_ref().is_some_and(|d| d.active(&y));
+        let fused_end = self.act == Activation::Relu
+            && !self.preact
+            && !dropping
+            && self.se_at(SePosition::Post).is_none();
         match shortcut {
             Some(sc) if fused_end => match standard {
                 Some(se) if !want_gates && se.fc1.bias.is_some() && se.fc2.bias.is_some() => {
@@ -432,13 +541,20 @@ impl ResidualBlock {
             },
             shortcut => {
                 // With standard SE this is the channel-wise axpy y * gates + shortcut.
-                let y = self.excite_at(SePosition::Standard, y, &mut gates);
+                let mut y = self.excite_at(SePosition::Standard, y, &mut gates);
+                if let Some(dp) = &self.drop_path {
+                    y = dp.forward(y);
+                }
                 let y = match shortcut {
                     Some(sc) => y + sc,
                     None => y,
                 };
                 let y = self.excite_at(SePosition::Post, y, &mut gates);
-                (self.act.apply(y), gates)
+                if self.preact {
+                    (y, gates)
+                } else {
+                    (self.act.apply(y), gates)
+                }
             }
         }
     }
@@ -469,7 +585,16 @@ impl Trace for ResidualBlock {
             None => t,
         };
         let (units, (last_name, last)) = self.units();
-        let mut h = excite(g, SePosition::Pre, x);
+        let xp = if self.preact {
+            let mut t = x;
+            if let Some(bn) = &self.pre {
+                t = g.batch_norm(&join(prefix, "pre"), bn, t);
+            }
+            self.act.trace(&join(prefix, "pre"), t, g)
+        } else {
+            x
+        };
+        let mut h = excite(g, SePosition::Pre, xp);
         for (name, unit) in units {
             h = unit.trace(&join(prefix, name), h, g);
         }
@@ -481,10 +606,16 @@ impl Trace for ResidualBlock {
                 stride,
                 extra_channels,
             } => Some(g.zero_pad_shortcut(&join(prefix, "shortcut"), stride, extra_channels, x)),
-            Shortcut::Projection => Some(match &self.downsample {
-                Some(ds) => ds.trace(&join(prefix, "downsample"), x, g),
-                None => x,
-            }),
+            Shortcut::Projection => {
+                let mut t = xp;
+                if let Some(p) = &self.down_pool {
+                    t = p.trace(&join(prefix, "downsample.pool"), t, g);
+                }
+                Some(match &self.downsample {
+                    Some(ds) => ds.trace(&join(prefix, "downsample"), t, g),
+                    None => t,
+                })
+            }
         };
         let shortcut = shortcut.map(|sc| excite(g, SePosition::Identity, sc));
         h = excite(g, SePosition::Standard, h);
@@ -492,7 +623,11 @@ impl Trace for ResidualBlock {
             h = g.add(&join(prefix, "add"), h, sc);
         }
         h = excite(g, SePosition::Post, h);
-        self.act.trace(prefix, h, g)
+        if self.preact {
+            h
+        } else {
+            self.act.trace(prefix, h, g)
+        }
     }
 }
 
@@ -503,6 +638,9 @@ impl Summarize for ResidualBlock {
         input: FeatureShape,
         s: &mut Summary,
     ) -> Result<FeatureShape, ShapeError> {
+        if let Some(bn) = &self.pre {
+            s.batch_norm(join(prefix, "pre"), bn, input);
+        }
         if let Some(se) = self.se_at(SePosition::Pre) {
             se.summarize(&join(prefix, "se"), input, s)?;
         }
@@ -517,7 +655,11 @@ impl Summarize for ResidualBlock {
             se.summarize(&join(prefix, "se"), y, s)?;
         }
         if let Some(ds) = &self.downsample {
-            let sc = ds.summarize(&join(prefix, "downsample"), input, s)?;
+            let pooled = match &self.down_pool {
+                Some(p) => p.summarize(join(prefix, "downsample.pool"), input, s)?,
+                None => input,
+            };
+            let sc = ds.summarize(&join(prefix, "downsample"), pooled, s)?;
             if sc != y {
                 return Err(ShapeError {
                     layer: join(prefix, "downsample"),
@@ -710,6 +852,119 @@ mod tests {
             .with_shortcut(ShortcutKind::None)
             .with_se(Some(SeSettings::new().with_position(SePosition::Identity)));
         assert!(bad.validate().is_err());
+    }
+
+    fn max_abs(t: Tensor<4>) -> f32 {
+        t.abs().max().into_scalar()
+    }
+
+    #[test]
+    fn preact_block_adds_the_branch_to_a_clean_identity() {
+        let d = device();
+        let block = ResidualBlockConfig::new(8, 4, BlockKind::Bottleneck)
+            .with_preact(true)
+            .init(&d);
+        assert!(block.pre.is_some() && block.downsample.is_some());
+        // The branch ends in a bare convolution: no norm after it, no activation.
+        let last = block.conv3.as_ref().unwrap();
+        assert!(last.bn.is_none() && last.act.is_none() && last.conv.bias.is_none());
+        let x = Tensor::<4>::random([2, 8, 5, 5], Distribution::Normal(0.0, 1.0), &d);
+        // Nothing after the addition: the output takes negative values.
+        let y = block.forward(x.clone());
+        let min: f32 = y.clone().min().into_scalar();
+        assert!(min < 0.0);
+        let sum = block.branch(x.clone()) + block.shortcut(x.clone()).unwrap();
+        assert!(max_abs(y - sum) < 1e-5);
+        let same = ResidualBlockConfig::new(8, 8, BlockKind::Basic)
+            .with_preact(true)
+            .init(&d);
+        assert_eq!(same.shortcut, Shortcut::Identity);
+        let diff = same.forward(x.clone()) - x.clone() - same.branch(x);
+        assert!(max_abs(diff) < 1e-5);
+    }
+
+    #[test]
+    fn avg_down_shortcut_pools_then_projects() {
+        let d = device();
+        let block = ResidualBlockConfig::new(4, 8, BlockKind::Basic)
+            .with_stride(2)
+            .with_avg_down(true)
+            .init(&d);
+        let ds = block.downsample.as_ref().unwrap();
+        assert_eq!(ds.conv.stride, [1, 1]);
+        // Odd sizes: the ceil-mode pool matches the strided branch (7 -> 4).
+        let x = Tensor::<4>::random([1, 4, 7, 7], Distribution::Default, &d);
+        let pooled = burn::tensor::module::avg_pool2d(
+            x.clone(),
+            burn::tensor::ops::AvgPoolOptions {
+                kernel_size: [2, 2],
+                stride: [2, 2],
+                padding: [(0, 0); 2],
+                count_include_pad: false,
+                ceil_mode: true,
+            },
+        );
+        let want = ds.forward(pooled);
+        assert_eq!(want.dims(), [1, 8, 4, 4]);
+        assert!(max_abs(block.shortcut(x.clone()).unwrap() - want) < 1e-6);
+        assert_eq!(block.forward(x).dims(), [1, 8, 4, 4]);
+    }
+
+    #[test]
+    fn drop_path_drops_whole_samples_in_training_only() {
+        let base = device();
+        let d = base.autodiff();
+        let block = ResidualBlockConfig::new(4, 4, BlockKind::Basic)
+            .with_preact(true)
+            .with_drop_path(0.5)
+            .init(&d);
+        let x = Tensor::<4>::random([64, 4, 3, 3], Distribution::Normal(0.0, 1.0), &d);
+        let branch = block.branch(x.clone());
+        let delta = block.forward(x.clone()) - x.clone();
+        let (mut dropped, mut kept) = (0, 0);
+        for i in 0..64 {
+            let di = delta.clone().narrow(0, i, 1);
+            let bi = branch.clone().narrow(0, i, 1);
+            if max_abs(di.clone()) == 0.0 {
+                dropped += 1;
+            } else {
+                // A surviving branch is scaled by 1 / (1 - p).
+                assert!(max_abs(di - bi * 2.0) < 1e-4);
+                kept += 1;
+            }
+        }
+        assert!(dropped > 10 && kept > 10, "{dropped} dropped, {kept} kept");
+        // At inference the whole branch is there.
+        let eval = block.valid();
+        let x = x.inner();
+        let diff = eval.forward(x.clone()) - x.clone() - eval.branch(x);
+        assert!(max_abs(diff) < 1e-5);
+        let bad = ResidualBlockConfig::new(4, 4, BlockKind::Basic)
+            .with_shortcut(ShortcutKind::None)
+            .with_drop_path(0.1);
+        assert!(bad.validate().unwrap_err().contains("shortcut"));
+        let bad = ResidualBlockConfig::new(4, 4, BlockKind::Basic).with_dropout(1.0);
+        assert!(bad.validate().unwrap_err().contains("probability"));
+    }
+
+    #[test]
+    fn block_dropout_acts_in_training_and_vanishes_at_inference() {
+        let d = device().autodiff();
+        let block = ResidualBlockConfig::new(8, 8, BlockKind::Basic)
+            .with_dropout(0.5)
+            .init(&d);
+        let x = Tensor::<4>::random([2, 8, 6, 6], Distribution::Normal(0.0, 1.0), &d);
+        let a = block.forward(x.clone());
+        let b = block.forward(x.clone());
+        assert!(
+            max_abs(a - b) > 0.0,
+            "two training passes drew the same mask"
+        );
+        let eval = block.valid();
+        let x = x.inner();
+        let a = eval.forward(x.clone());
+        let b = eval.forward(x);
+        assert_eq!(max_abs(a - b), 0.0);
     }
 
     #[test]

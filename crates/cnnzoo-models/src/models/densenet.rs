@@ -80,7 +80,9 @@ impl DenseNetConfig {
         };
         let stem_conv = self.stem.conv(self.in_channels, self.stem_width);
         let stem_conv = match self.stem {
-            StemKind::ImageNet => stem_conv.with_norm(self.norm).with_act(Some(self.act)),
+            StemKind::ImageNet | StemKind::Deep => {
+                stem_conv.with_norm(self.norm).with_act(Some(self.act))
+            }
             // The CIFAR nets start with a bare convolution; the first dense layer normalises.
             StemKind::Cifar => stem_conv.with_norm(Norm::None).with_act(None),
         };
@@ -96,7 +98,7 @@ impl DenseNetConfig {
             }
         }
         DenseNet {
-            stem: Stem::new(self.stem, &stem_conv, device),
+            stem: Stem::new(self.stem, self.in_channels, &stem_conv, device),
             blocks,
             transitions,
             norm_final: (self.norm == Norm::BatchNorm)

@@ -4,6 +4,7 @@
 pub mod densenet;
 pub mod inception;
 pub mod resnet;
+pub mod resnext_forms;
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};

@@ -1,10 +1,13 @@
-//! One residual-network definition for ResNet, ResNeXt, SE-ResNet, SE-ResNeXt, plain nets and
-//! the CIFAR variants, chosen by configuration as in timm's single `ResNet` class.
+//! One residual-network definition for ResNet, ResNeXt, SE-ResNet, SE-ResNeXt, plain nets,
+//! pre-activation ResNets (ResNet-v2, WRN), ResNet-D and the CIFAR variants, chosen by
+//! configuration as in timm's single `ResNet` class.
 
 use burn::config::Config;
 use burn::module::Module;
+use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::tensor::{Device, Tensor};
 
+use crate::blocks::layers::norm_act;
 use crate::blocks::squeeze_excite::SeSettings;
 use crate::blocks::{
     Activation, BlockKind, Head, HeadKind, Norm, ResidualBlock, ResidualBlockConfig, ShortcutKind,
@@ -60,12 +63,36 @@ pub struct ResNetConfig {
     /// Zero-init the last BN of each residual branch (timm's default for ImageNet nets).
     #[config(default = false)]
     pub zero_init_last: bool,
+    /// Pre-activation blocks (identity mappings), a bare stem conv and a final BN + act.
+    #[config(default = false)]
+    pub preact: bool,
+    /// ResNet-D's average-pool projection shortcut (with [`StemKind::Deep`] in timm's `d` nets).
+    #[config(default = false)]
+    pub avg_down: bool,
+    /// Dropout between the convolutions of every block (WRN), 0 for none.
+    #[config(default = 0.0)]
+    pub block_dropout: f64,
+    /// Stochastic depth: the last block's drop probability, rising linearly from 0 at the first
+    /// (timm's `drop_path_rate`).
+    #[config(default = 0.0)]
+    pub drop_path_rate: f64,
 }
 
 impl ResNetConfig {
+    /// Blocks in the whole network.
+    fn total_blocks(&self) -> usize {
+        self.layers.iter().sum()
+    }
+
     /// The block configuration of block `index` (0-based) of stage `stage`.
     fn block(&self, stage: usize, index: usize, in_channels: usize) -> ResidualBlockConfig {
         let stride = if stage > 0 && index == 0 { 2 } else { 1 };
+        let depth_index = self.layers[..stage].iter().sum::<usize>() + index;
+        let drop_path = if self.total_blocks() > 1 {
+            self.drop_path_rate * depth_index as f64 / (self.total_blocks() - 1) as f64
+        } else {
+            self.drop_path_rate
+        };
         ResidualBlockConfig::new(in_channels, self.widths[stage], self.block)
             .with_stride(stride)
             .with_cardinality(self.cardinality)
@@ -75,6 +102,10 @@ impl ResNetConfig {
             .with_act(self.act)
             .with_norm(self.norm)
             .with_zero_init_last(self.zero_init_last)
+            .with_preact(self.preact)
+            .with_avg_down(self.avg_down)
+            .with_dropout(self.block_dropout)
+            .with_drop_path(drop_path)
     }
 
     /// Checks the configuration; the error says what is inconsistent.
@@ -87,6 +118,9 @@ impl ResNetConfig {
             return Err(bad(
                 "classes, input channels and stem width must be positive".into(),
             ));
+        }
+        if self.stem == StemKind::Deep && self.stem_width < 2 {
+            return Err(bad("the deep stem needs a stem width of at least 2".into()));
         }
         if self.widths.is_empty() || self.widths.len() != self.layers.len() {
             return Err(bad(format!(
@@ -109,11 +143,16 @@ impl ResNetConfig {
 
     /// Builds the network (call [`validate`](Self::validate) first for a readable error).
     pub fn init(&self, device: &Device) -> ResNet {
-        let stem_conv = self
-            .stem
-            .conv(self.in_channels, self.stem_width)
-            .with_norm(self.norm)
-            .with_act(Some(self.act));
+        let stem_conv = self.stem.conv(self.in_channels, self.stem_width);
+        // A pre-activation net's stem is a bare convolution: the first block normalises.
+        let stem_conv = if self.preact {
+            stem_conv
+                .with_norm(Norm::None)
+                .with_bias(Some(self.norm == Norm::None))
+                .with_act(None)
+        } else {
+            stem_conv.with_norm(self.norm).with_act(Some(self.act))
+        };
         let mut channels = self.stem_width;
         let mut stages = Vec::with_capacity(self.layers.len());
         for (stage, &n) in self.layers.iter().enumerate() {
@@ -125,10 +164,15 @@ impl ResNetConfig {
             }
             stages.push(blocks);
         }
+        let preact = self.preact.then_some(self.act);
         ResNet {
-            stem: Stem::new(self.stem, &stem_conv, device),
+            stem: Stem::new(self.stem, self.in_channels, &stem_conv, device),
             stages,
+            norm: (self.preact && self.norm == Norm::BatchNorm)
+                .then(|| BatchNormConfig::new(channels).init(device)),
             head: Head::new(self.head, channels, self.num_classes, 0.0, device),
+            final_act: preact,
+            avg_down: self.avg_down,
         }
     }
 }
@@ -140,8 +184,16 @@ pub struct ResNet {
     pub stem: Stem,
     /// Stages of blocks (timm's `layer1` ... `layer4`).
     pub stages: Vec<Vec<ResidualBlock>>,
+    /// Pre-activation nets: the BatchNorm after the last block (timm ResNet-v2's `norm`).
+    pub norm: Option<BatchNorm>,
     /// Classifier head.
     pub head: Head,
+    /// Pre-activation nets: the activation after the last block (with `norm`).
+    #[module(skip)]
+    pub final_act: Option<Activation>,
+    /// ResNet-D shortcuts (timm numbers their projection `downsample.1`, after the pool).
+    #[module(skip)]
+    pub avg_down: bool,
 }
 
 impl ResNet {
@@ -152,7 +204,20 @@ impl ResNet {
         for block in self.stages.iter().flatten() {
             x = block.forward(x);
         }
-        x
+        self.finish(x)
+    }
+
+    /// The final BN + act of a pre-activation net; the identity for the others.
+    pub(crate) fn finish(&self, x: Tensor<4>) -> Tensor<4> {
+        match self.final_act {
+            Some(act) => norm_act(self.norm.as_ref(), x, Some(act)),
+            None => x,
+        }
+    }
+
+    /// True for pre-activation nets (ResNet-v2 layout).
+    pub fn is_preact(&self) -> bool {
+        self.final_act.is_some()
     }
 
     /// [`forward_features`](Self::forward_features), showing every conv unit's output to `tap`
@@ -168,7 +233,7 @@ impl ResNet {
                 });
             }
         }
-        x
+        self.finish(x)
     }
 
     /// Logits, with every conv unit's output shown to `tap` (see
@@ -189,6 +254,12 @@ impl Trace for ResNet {
         for (i, stage) in self.stages.iter().enumerate() {
             x = trace_all(stage, &join(prefix, &format!("stages.{i}")), x, g);
         }
+        if let Some(bn) = &self.norm {
+            x = g.batch_norm(&join(prefix, "norm"), bn, x);
+        }
+        if let Some(act) = self.final_act {
+            x = act.trace(&join(prefix, "norm"), x, g);
+        }
         self.head.trace(&join(prefix, "head"), x, g)
     }
 }
@@ -205,6 +276,9 @@ impl Summarize for ResNet {
             for (j, block) in stage.iter().enumerate() {
                 x = block.summarize(&join(prefix, &format!("stages.{i}.{j}")), x, s)?;
             }
+        }
+        if let Some(bn) = &self.norm {
+            x = s.batch_norm(join(prefix, "norm"), bn, x);
         }
         self.head.summarize(&join(prefix, "head"), x, s)
     }
