@@ -41,7 +41,7 @@ enum Command {
     Bench(commands::bench::Args),
     /// Per-layer gradient norms and activation statistics of network designs (vanishing gradients).
     Gradflow(commands::gradflow::Args),
-    /// Train the arms of a design experiment (degradation, shortcuts, se) and report.
+    /// Design experiments: degradation, shortcuts, se (trained arms), resnext-forms, lesion.
     Experiment(commands::experiment::Args),
     /// Mean SE excitation per channel and class of trained weights (the SE paper's Figure 6).
     SeStats(commands::se_stats::Args),

@@ -218,3 +218,90 @@ fn gradflow_compares_arms_and_rejects_bad_specs() {
     let (ok, _, err) = gradflow(&["--arm", "densenet40_k12", "--out", out.to_str().unwrap()]);
     assert!(!ok && err.contains("residual family"), "{err}");
 }
+
+#[test]
+fn resnext_forms_agree_and_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("forms");
+    let (ok, text, err) = cnnzoo(&[
+        "experiment",
+        "resnext-forms",
+        "--model",
+        "resnext29_8x64d",
+        "--size",
+        "8",
+        "--repeats",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        text.contains("(a) split") && text.contains("(c) grouped"),
+        "{text}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let rows = json["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    for row in rows {
+        assert!(row["relative_diff"].as_f64().unwrap() < 1e-4, "{row}");
+        assert_eq!(row["params"], rows[2]["params"]);
+        assert_eq!(row["macs"], rows[2]["macs"]);
+    }
+    assert!(out.join("report.md").is_file());
+    let (ok, _, err) = cnnzoo(&["experiment", "resnext-forms", "--model", "resnet20"]);
+    assert!(!ok && err.contains("grouped bottleneck"), "{err}");
+}
+
+#[test]
+fn the_lesion_study_trains_the_twins_and_deletes_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    write_data(dir.path());
+    let data = dir.path().to_str().unwrap();
+    let out = dir.path().join("lesion");
+    let (ok, text, err) = cnnzoo(&[
+        "experiment",
+        "lesion",
+        "--model",
+        "resnet20",
+        "--train",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--draws",
+        "2",
+        "--max-k",
+        "2",
+        "--dataset",
+        "fashion-mnist",
+        "--data-dir",
+        data,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert!(text.contains("resnet20:shortcut=none"), "{text}");
+    for f in ["report.md", "lesion.png", "results.json"] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let nets = json.as_array().unwrap();
+    assert_eq!(nets.len(), 2);
+    assert_eq!(nets[0]["single"].as_array().unwrap().len(), 9);
+    assert_eq!(nets[1]["random"].as_array().unwrap().len(), 2);
+    // The plain twin's two downsampling blocks cannot be deleted.
+    let undeletable = nets[1]["single"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["top1"].is_null())
+        .count();
+    assert_eq!(undeletable, 2);
+    let (ok, _, err) = cnnzoo(&["experiment", "lesion", "--dataset", "fashion-mnist"]);
+    assert!(!ok && err.contains("--weights"), "{err}");
+    let (ok, _, err) = cnnzoo(&["experiment", "nonsense"]);
+    assert!(!ok && err.contains("unrecognized subcommand"), "{err}");
+}

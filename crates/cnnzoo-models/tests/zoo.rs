@@ -99,6 +99,54 @@ fn cifar_preact_and_wide_counts_are_exact() {
     }
 }
 
+/// se-stats reads every SE unit's gates: one per Inception module, one per SE block.
+#[test]
+fn se_gates_name_every_se_unit_in_depth_order() {
+    let device = Device::default();
+    let model = create("se_inception_v3", ModelOptions::default())
+        .unwrap()
+        .init(&device)
+        .valid();
+    let x = Tensor::<4>::random([1, 3, 75, 75], Distribution::Normal(0.0, 1.0), &device);
+    let gates = model.se_gates(x);
+    let names: Vec<&str> = gates.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "mixed_5.0",
+            "mixed_5.1",
+            "mixed_5.2",
+            "mixed_6a",
+            "mixed_6.0",
+            "mixed_6.1",
+            "mixed_6.2",
+            "mixed_6.3",
+            "mixed_7a",
+            "mixed_7.0",
+            "mixed_7.1"
+        ]
+    );
+    let channels: Vec<usize> = gates.iter().map(|(_, g)| g.dims()[1]).collect();
+    assert_eq!(
+        channels,
+        [256, 288, 288, 768, 768, 768, 768, 768, 1280, 2048, 2048]
+    );
+    for (name, g) in &gates {
+        let (lo, hi): (f32, f32) = (g.clone().min().into_scalar(), g.clone().max().into_scalar());
+        assert!(lo > 0.0 && hi < 1.0, "{name}: gates in ({lo}, {hi})");
+    }
+    let plain = create("inception_v3", ModelOptions::default())
+        .unwrap()
+        .init(&device);
+    let x = Tensor::<4>::random([1, 3, 75, 75], Distribution::Default, &device);
+    assert!(plain.se_gates(x.clone()).is_empty());
+    let se = create("seresnet20", ModelOptions::default())
+        .unwrap()
+        .init(&device);
+    let x = Tensor::<4>::random([1, 3, 32, 32], Distribution::Default, &device);
+    assert_eq!(se.se_gates(x).len(), 9);
+}
+
 #[test]
 fn auxiliary_heads_match_torchvision_counts() {
     let device = Device::default();

@@ -1,6 +1,7 @@
 //! `cnnzoo experiment`: the papers' design experiments (plain vs residual depth, shortcut
 //! options A/B/C, SE ratio and position), each arm in its own resumable run folder, then a
-//! chart and a markdown report of the outcome.
+//! chart and a markdown report of the outcome; and the two that examine built networks,
+//! ResNeXt's forms and the lesion study (their own files).
 
 use std::path::PathBuf;
 
@@ -11,11 +12,30 @@ use cnnzoo_train::analysis::experiment::{Experiment, plot, report, run as run_ex
 /// Arguments of `cnnzoo experiment`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// degradation (plain20/56 vs resnet20/56), shortcuts (options A/B/C on resnet20) or se
-    /// (resnet20 vs seresnet20, reduction ratios 2-32, SE positions).
-    experiment: Experiment,
+    #[command(subcommand)]
+    which: Which,
+}
+
+/// The experiments.
+#[derive(clap::Subcommand, Debug)]
+enum Which {
+    /// plain20/56 vs resnet20/56: the degradation problem and how shortcuts remove it.
+    Degradation(TrainArgs),
+    /// Shortcut options A, B and C on resnet20.
+    Shortcuts(TrainArgs),
+    /// resnet20 vs seresnet20, SE reduction ratios 2-32 and SE positions.
+    Se(TrainArgs),
+    /// ResNeXt's forms (a) split, (b) concat, (c) grouped on the same weights: one function.
+    ResnextForms(super::experiment_forms::Args),
+    /// Delete residual blocks of trained nets at test time (nets as ensembles of paths).
+    Lesion(super::experiment_lesion::Args),
+}
+
+/// The training recipe of the experiments that train their arms.
+#[derive(clap::Args, Debug, Clone)]
+pub struct TrainArgs {
     #[command(flatten)]
-    data: super::DataArgs,
+    pub data: super::DataArgs,
     /// Epochs per arm.
     #[arg(long, default_value_t = 5)]
     epochs: usize,
@@ -39,33 +59,61 @@ pub struct Args {
     seed: u64,
     /// Worker threads (default: all cores).
     #[arg(long)]
-    threads: Option<usize>,
+    pub threads: Option<usize>,
     /// Output folder (default runs/experiment-NAME): one run folder per arm, report.md,
     /// experiment.png, results.json.
     #[arg(long)]
-    out: Option<PathBuf>,
+    pub out: Option<PathBuf>,
 }
 
-/// Runs `cnnzoo experiment`; Ctrl-C checkpoints the arm in progress, a rerun continues.
+/// Runs `cnnzoo experiment`.
 pub fn run(args: Args, device: &Device) -> Result<String> {
+    match args.which {
+        Which::Degradation(a) => run_trained(Experiment::Degradation, a, device),
+        Which::Shortcuts(a) => run_trained(Experiment::Shortcuts, a, device),
+        Which::Se(a) => run_trained(Experiment::Se, a, device),
+        Which::ResnextForms(a) => super::experiment_forms::run(a, device),
+        Which::Lesion(a) => super::experiment_lesion::run(a, device),
+    }
+}
+
+impl TrainArgs {
+    /// The recipe these flags describe, writing under `out` (validated).
+    pub fn recipe(&self, out: PathBuf) -> Result<cnnzoo_train::TrainConfig> {
+        let mut recipe = self.data.train_config("resnet20", out);
+        recipe.epochs = self.epochs;
+        recipe.train_subset = self.subset;
+        recipe.test_subset = self.test_subset;
+        recipe.batch_size = self.batch_size;
+        recipe.lr = self.lr;
+        recipe.warmup_epochs = self.warmup_epochs;
+        recipe.seed = self.seed;
+        recipe.validate().map_err(anyhow::Error::msg)?;
+        Ok(recipe)
+    }
+}
+
+/// The command line as run, for reports.
+pub fn command_line() -> String {
+    std::env::args()
+        .enumerate()
+        .map(|(i, a)| if i == 0 { "cnnzoo".into() } else { a })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Trains the arms of `experiment`; Ctrl-C checkpoints the arm in progress, a rerun continues.
+fn run_trained(experiment: Experiment, args: TrainArgs, device: &Device) -> Result<String> {
     super::common::set_threads(args.threads)?;
     args.data.ensure()?;
     let out = args
         .out
         .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("runs/experiment-{}", args.experiment.name())));
-    let mut recipe = args.data.train_config("resnet20", out.clone());
-    recipe.epochs = args.epochs;
-    recipe.train_subset = args.subset;
-    recipe.test_subset = args.test_subset;
-    recipe.batch_size = args.batch_size;
-    recipe.lr = args.lr;
-    recipe.warmup_epochs = args.warmup_epochs;
-    recipe.seed = args.seed;
-    recipe.validate().map_err(anyhow::Error::msg)?;
+        .unwrap_or_else(|| PathBuf::from(format!("runs/experiment-{}", experiment.name())));
+    let recipe = args.recipe(out.clone())?;
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     let stop = super::common::stop_on_ctrl_c()?;
-    let Some(results) = run_experiment(args.experiment, &recipe, &out, device, &stop)? else {
+    let Some(results) = run_experiment(experiment, &recipe, &out, device, &stop)? else {
         bail!(
             "interrupted; the arm in progress wrote a checkpoint. Run the same command again to continue."
         );
@@ -74,17 +122,13 @@ pub fn run(args: Args, device: &Device) -> Result<String> {
     plot(
         &chart,
         &results,
-        &format!("{} on {}", args.experiment.name(), args.data.dataset),
+        &format!("{} on {}", experiment.name(), args.data.dataset),
     )?;
-    let command: Vec<String> = std::env::args()
-        .enumerate()
-        .map(|(i, a)| if i == 0 { "cnnzoo".into() } else { a })
-        .collect();
     let text = report(
-        args.experiment,
+        experiment,
         &results,
         &recipe,
-        &command.join(" "),
+        &command_line(),
         "experiment.png",
     );
     let md = out.join("report.md");

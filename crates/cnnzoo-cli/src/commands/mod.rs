@@ -6,6 +6,8 @@ pub mod data;
 pub mod design;
 pub mod eval;
 pub mod experiment;
+pub mod experiment_forms;
+pub mod experiment_lesion;
 pub mod export;
 pub mod gradflow;
 pub mod list;

@@ -197,13 +197,37 @@ fn trace_branches(
     }
 }
 
-/// Implements `forward`, [`Summarize`] and [`Trace`] for a module from its `branches()`.
+/// SE gates `[N, C, 1, 1]` of a forward pass, by module name, in depth order.
+pub type Gates = Vec<(String, Tensor<4>)>;
+
+/// A module whose forward pass can report its SE unit's gates.
+pub trait Gated {
+    /// The output, with the SE unit's gates (if any) pushed to `gates` under `name`.
+    fn forward_gated(&self, x: Tensor<4>, name: &str, gates: &mut Gates) -> Tensor<4>;
+}
+
+/// Implements `forward`, [`Gated`], [`Summarize`] and [`Trace`] for a module from its
+/// `branches()`.
 macro_rules! from_branches {
     ($module:ty) => {
         impl $module {
             /// Runs the branches and concatenates them (then the SE unit, if any).
             pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
                 forward_branches(self.branches(), &self.se, x)
+            }
+        }
+
+        impl Gated for $module {
+            fn forward_gated(&self, x: Tensor<4>, name: &str, gates: &mut Gates) -> Tensor<4> {
+                match &self.se {
+                    Some(se) => {
+                        let y = forward_branches(self.branches(), &None, x);
+                        let g = se.gates(y.clone());
+                        gates.push((name.to_string(), g.clone()));
+                        y * g
+                    }
+                    None => self.forward(x),
+                }
             }
         }
 

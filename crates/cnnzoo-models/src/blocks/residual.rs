@@ -445,6 +445,32 @@ impl ResidualBlock {
         Some(self.excite_at(SePosition::Identity, sc, gates))
     }
 
+    /// True when the block keeps the shape of its input (stride 1, as many channels out as in).
+    pub fn keeps_shape(&self) -> bool {
+        let [_, in_per_group, _, _] = self.conv1.conv.weight.lazy_shape().dims::<4>();
+        let in_channels = in_per_group * self.conv1.conv.groups;
+        let (_, (_, last)) = self.units();
+        self.conv1.conv.stride == [1, 1]
+            && self.conv2.conv.stride == [1, 1]
+            && in_channels == last.out_channels()
+    }
+
+    /// True when [`lesioned`](Self::lesioned) can delete the block.
+    pub fn deletable(&self) -> bool {
+        self.shortcut != Shortcut::None || self.keeps_shape()
+    }
+
+    /// The block deleted (Veit et al. 2016's lesion): the branch removed and the shortcut kept
+    /// (the identity, or a downsampling block's zero-pad / projection alone); a plain block
+    /// becomes the identity where it keeps the shape. `None` for a plain block that changes
+    /// the shape, which cannot be deleted.
+    pub fn lesioned(&self, x: Tensor<4>) -> Option<Tensor<4>> {
+        match self.shortcut {
+            Shortcut::None => self.keeps_shape().then_some(x),
+            _ => self.shortcut(x),
+        }
+    }
+
     /// y = act(F(x) + shortcut(x)), with the SE unit where it was configured.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         self.forward_observed(x, &mut no_tap, Observe::Nothing).0

@@ -6,8 +6,8 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 
 use crate::blocks::inception::{
-    GoogLeNetAux, InceptionA, InceptionAux, InceptionB, InceptionC, InceptionD, InceptionE,
-    InceptionModule, InceptionOptions,
+    Gated, Gates, GoogLeNetAux, InceptionA, InceptionAux, InceptionB, InceptionC, InceptionD,
+    InceptionE, InceptionModule, InceptionOptions,
 };
 use crate::blocks::squeeze_excite::SeSettings;
 use crate::blocks::{Activation, ConvBnAct, Head, HeadKind, Norm, Pool2d};
@@ -175,16 +175,22 @@ pub struct GoogLeNet {
 impl GoogLeNet {
     /// Logits and, when built with them, the two auxiliary logits.
     pub fn forward_with_aux(&self, x: Tensor<4>) -> (Tensor<2>, Vec<Tensor<2>>) {
+        self.forward_gated(x, &mut Vec::new())
+    }
+
+    /// [`forward_with_aux`](Self::forward_with_aux), pushing each module's SE gates to `gates`
+    /// (`inception3.0`, ...).
+    pub fn forward_gated(&self, x: Tensor<4>, gates: &mut Gates) -> (Tensor<2>, Vec<Tensor<2>>) {
         let x = pool_3x3_s2_ceil().forward(self.conv1.forward(x));
         let x = self.conv3.forward(self.conv2.forward(x));
         let mut x = pool_3x3_s2_ceil().forward(x);
-        for m in &self.inception3 {
-            x = m.forward(x);
+        for (i, m) in self.inception3.iter().enumerate() {
+            x = m.forward_gated(x, &format!("inception3.{i}"), gates);
         }
         x = pool_3x3_s2_ceil().forward(x);
         let mut aux = Vec::new();
         for (i, m) in self.inception4.iter().enumerate() {
-            x = m.forward(x);
+            x = m.forward_gated(x, &format!("inception4.{i}"), gates);
             let head = match i {
                 0 => &self.aux1,
                 3 => &self.aux2,
@@ -195,8 +201,8 @@ impl GoogLeNet {
             }
         }
         x = Pool2d::max(2, 2, 0).ceil().forward(x);
-        for m in &self.inception5 {
-            x = m.forward(x);
+        for (i, m) in self.inception5.iter().enumerate() {
+            x = m.forward_gated(x, &format!("inception5.{i}"), gates);
         }
         (self.head.forward(x), aux)
     }
@@ -296,6 +302,12 @@ pub struct InceptionV3 {
 impl InceptionV3 {
     /// Logits and, when built with it, the auxiliary logits.
     pub fn forward_with_aux(&self, x: Tensor<4>) -> (Tensor<2>, Vec<Tensor<2>>) {
+        self.forward_gated(x, &mut Vec::new())
+    }
+
+    /// [`forward_with_aux`](Self::forward_with_aux), pushing each module's SE gates to `gates`
+    /// (`mixed_5.0`, `mixed_6a`, ...).
+    pub fn forward_gated(&self, x: Tensor<4>, gates: &mut Gates) -> (Tensor<2>, Vec<Tensor<2>>) {
         let x = self.conv2d_1a_3x3.forward(x);
         let x = self.conv2d_2a_3x3.forward(x);
         let x = self.conv2d_2b_3x3.forward(x);
@@ -303,21 +315,21 @@ impl InceptionV3 {
         let x = self.conv2d_3b_1x1.forward(x);
         let x = self.conv2d_4a_3x3.forward(x);
         let mut x = Pool2d::max(3, 2, 0).forward(x);
-        for m in &self.mixed_5 {
-            x = m.forward(x);
+        for (i, m) in self.mixed_5.iter().enumerate() {
+            x = m.forward_gated(x, &format!("mixed_5.{i}"), gates);
         }
-        x = self.mixed_6a.forward(x);
-        for m in &self.mixed_6 {
-            x = m.forward(x);
+        x = self.mixed_6a.forward_gated(x, "mixed_6a", gates);
+        for (i, m) in self.mixed_6.iter().enumerate() {
+            x = m.forward_gated(x, &format!("mixed_6.{i}"), gates);
         }
         let aux = self
             .aux_logits
             .iter()
             .map(|a| a.forward(x.clone()))
             .collect();
-        x = self.mixed_7a.forward(x);
-        for m in &self.mixed_7 {
-            x = m.forward(x);
+        x = self.mixed_7a.forward_gated(x, "mixed_7a", gates);
+        for (i, m) in self.mixed_7.iter().enumerate() {
+            x = m.forward_gated(x, &format!("mixed_7.{i}"), gates);
         }
         (self.head.forward(x), aux)
     }

@@ -123,6 +123,34 @@ impl Model {
         }
     }
 
+    /// The SE gates `[N, C, 1, 1]` a forward pass of `x` applies, by block or module name in
+    /// depth order (`stages.1.0`, `mixed_5.0`): empty for a network without SE units.
+    pub fn se_gates(&self, x: Tensor<4>) -> crate::blocks::inception::Gates {
+        let mut gates = Vec::new();
+        match self {
+            Model::ResNet(net) => {
+                let mut x = net.stem.forward(x);
+                for (i, stage) in net.stages.iter().enumerate() {
+                    for (j, block) in stage.iter().enumerate() {
+                        let (y, g) = block.forward_with_gates(x);
+                        x = y;
+                        if let Some(g) = g {
+                            gates.push((format!("stages.{i}.{j}"), g));
+                        }
+                    }
+                }
+            }
+            Model::DenseNet(_) => {}
+            Model::GoogLeNet(m) => {
+                m.forward_gated(x, &mut gates);
+            }
+            Model::InceptionV3(m) => {
+                m.forward_gated(x, &mut gates);
+            }
+        }
+        gates
+    }
+
     /// The inference forward pass as a graph of operations (see [`crate::graph`]).
     pub fn graph(&self) -> Result<Graph, ModelError> {
         let mut g = Graph::new();

@@ -220,6 +220,36 @@ impl ResNet {
         self.final_act.is_some()
     }
 
+    /// Every block, in depth order.
+    pub fn blocks(&self) -> impl Iterator<Item = &ResidualBlock> {
+        self.stages.iter().flatten()
+    }
+
+    /// Logits with the blocks flagged in `deleted` (depth order) removed as
+    /// [`ResidualBlock::lesioned`] removes them: the test-time lesion of "residual networks
+    /// behave like ensembles". An error names a block that cannot be deleted (a plain block that
+    /// changes the shape) or a flag list of the wrong length.
+    pub fn forward_lesioned(&self, x: Tensor<4>, deleted: &[bool]) -> Result<Tensor<2>, String> {
+        let count = self.blocks().count();
+        if deleted.len() != count {
+            return Err(format!(
+                "{} deletion flags for {count} blocks",
+                deleted.len()
+            ));
+        }
+        let mut x = self.stem.forward(x);
+        for (k, (block, &gone)) in self.blocks().zip(deleted).enumerate() {
+            x = if gone {
+                block.lesioned(x).ok_or_else(|| {
+                    format!("block {k} changes the shape and has no shortcut: it cannot be deleted")
+                })?
+            } else {
+                block.forward(x)
+            };
+        }
+        Ok(self.head.forward(self.finish(x)))
+    }
+
     /// [`forward_features`](Self::forward_features), showing every conv unit's output to `tap`
     /// in depth order, named by its path (`stem.conv`, `stages.0.1.conv2`, ...).
     pub fn forward_features_tapped(&self, x: Tensor<4>, tap: UnitTap) -> Tensor<4> {

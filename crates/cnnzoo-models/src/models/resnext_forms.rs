@@ -258,6 +258,21 @@ impl<'a> FormedNet<'a> {
         self.net.head.forward(self.net.finish(x))
     }
 
+    /// Convolutions the grouped bottlenecks run in this form (3 per block in form (c)).
+    pub fn convolutions(&self) -> usize {
+        let grouped = |b: &ResidualBlock| b.conv3.is_some() && b.conv2.conv.groups > 1;
+        self.net
+            .blocks()
+            .zip(&self.blocks)
+            .map(|(b, f)| match f {
+                Some(f) if f.paths[0].expand.is_some() => 3 * f.paths.len(),
+                Some(f) => 2 * f.paths.len() + 1,
+                None if grouped(b) => 3,
+                None => 0,
+            })
+            .sum()
+    }
+
     /// Parameters and multiply-accumulates of the grouped bottlenecks' convolutions in this
     /// form, for an input whose stage-entry maps have the given pixel counts per block
     /// (`sizes[k]` = (input pixels, output pixels) of block `k`).

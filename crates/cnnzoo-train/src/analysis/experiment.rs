@@ -123,14 +123,33 @@ pub fn run(
     device: &Device,
     stop: &AtomicBool,
 ) -> Result<Option<Vec<ArmResult>>, TrainError> {
+    run_arms(
+        experiment.name(),
+        experiment.arms(),
+        recipe,
+        out,
+        device,
+        stop,
+    )
+}
+
+/// Trains `arms` as [`run`] trains an experiment's (`name` labels the progress lines).
+pub fn run_arms(
+    name: &str,
+    arms: Vec<Arm>,
+    recipe: &TrainConfig,
+    out: &Path,
+    device: &Device,
+    stop: &AtomicBool,
+) -> Result<Option<Vec<ArmResult>>, TrainError> {
     let mut results = Vec::new();
-    for arm in experiment.arms() {
+    for arm in arms {
         let folder = out.join(arm.file_stem());
         let mut config = recipe.clone();
         config.model = arm.model.clone();
         config.overrides = arm.overrides;
         config.out = folder.clone();
-        eprintln!("== {}: {}", experiment.name(), arm.label());
+        eprintln!("== {name}: {}", arm.label());
         let outcome = train(&config, device, stop, folder.join("last").exists())?;
         if outcome.interrupted {
             return Ok(None);

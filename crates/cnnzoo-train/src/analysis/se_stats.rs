@@ -1,4 +1,5 @@
-//! Excitation statistics of a trained SE network (the SE paper's Figure 6): for each SE block,
+//! Excitation statistics of a trained SE network (the SE paper's Figure 6; residual or
+//! Inception family): for each SE block or module,
 //! the mean gate of every channel over the images of each class. Early blocks tend to excite
 //! the same channels for every class; late blocks become class-specific.
 
@@ -45,29 +46,13 @@ pub fn collect(
     classes: &[String],
     device: &Device,
 ) -> Result<SeStats, TrainError> {
-    let Model::ResNet(net) = model else {
+    if matches!(model, Model::DenseNet(_)) {
         return Err(TrainError::Invalid(
-            "excitation statistics need an SE network of the residual family (seresnet*, seresnext*)"
-                .into(),
-        ));
-    };
-    let names: Vec<String> = net
-        .stages
-        .iter()
-        .enumerate()
-        .flat_map(|(i, s)| {
-            s.iter()
-                .enumerate()
-                .filter(|(_, b)| b.se.is_some())
-                .map(move |(j, _)| format!("stages.{i}.{j}"))
-        })
-        .collect();
-    if names.is_empty() {
-        return Err(TrainError::Invalid(
-            "this network has no SE units (use a seresnet* / seresnext* model or --se-reduction)"
+            "excitation statistics need an SE network (seresnet*, seresnext*, se_inception_v3, or --se-reduction)"
                 .into(),
         ));
     }
+    let mut names: Vec<String> = Vec::new();
     let k = classes.len();
     let mut sums: Vec<Vec<Vec<f64>>> = vec![Vec::new(); names.len()];
     let mut counts = vec![0u64; k];
@@ -80,28 +65,32 @@ pub fn collect(
         let batch = batch?;
         let labels = batch.labels.clone();
         let (x, _) = to_tensors(batch, device);
-        let mut x = net.stem.forward(x);
-        let mut b = 0;
-        for block in net.stages.iter().flatten() {
-            let (next, gates) = block.forward_with_gates(x);
-            x = next;
-            if let Some(g) = gates {
-                let [n, c, _, _] = g.dims();
-                let values: Vec<f32> = g
-                    .reshape([n, c])
-                    .into_data()
-                    .try_to_vec::<f32>()
-                    .map_err(|e| TrainError::Invalid(format!("{e:?}")))?;
-                if sums[b].is_empty() {
-                    sums[b] = vec![vec![0.0; c]; k];
+        let gates = model.se_gates(x);
+        if names.is_empty() {
+            if gates.is_empty() {
+                return Err(TrainError::Invalid(
+                    "this network has no SE units (use a seresnet* / seresnext* / se_inception_v3 model or --se-reduction)"
+                        .into(),
+                ));
+            }
+            names = gates.iter().map(|(n, _)| n.clone()).collect();
+            sums = vec![Vec::new(); names.len()];
+        }
+        for (b, (_, g)) in gates.into_iter().enumerate() {
+            let [n, c, _, _] = g.dims();
+            let values: Vec<f32> = g
+                .reshape([n, c])
+                .into_data()
+                .try_to_vec::<f32>()
+                .map_err(|e| TrainError::Invalid(format!("{e:?}")))?;
+            if sums[b].is_empty() {
+                sums[b] = vec![vec![0.0; c]; k];
+            }
+            for (row, &label) in values.chunks(c).zip(&labels) {
+                let acc = &mut sums[b][label as usize];
+                for (a, v) in acc.iter_mut().zip(row) {
+                    *a += f64::from(*v);
                 }
-                for (row, &label) in values.chunks(c).zip(&labels) {
-                    let acc = &mut sums[b][label as usize];
-                    for (a, v) in acc.iter_mut().zip(row) {
-                        *a += f64::from(*v);
-                    }
-                }
-                b += 1;
             }
         }
         for &l in &labels {
