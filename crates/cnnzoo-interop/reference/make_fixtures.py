@@ -39,7 +39,7 @@ TIMM = [
     "seresnet18", "seresnet34", "seresnet50", "seresnet101", "seresnet152",
     "seresnext50_32x4d", "seresnext101_32x4d", "seresnext101_32x8d",
     "densenet121", "densenet161", "densenet169", "densenet201",
-    "inception_v3",
+    "inception_v3", "inception_v4", "inception_resnet_v2",
 ]
 TORCHVISION_SAME = ["resnet18", "resnet50", "resnext50_32x4d", "densenet121", "inception_v3"]
 
@@ -131,7 +131,7 @@ def main():
     for name in TIMM:
         if only is not None and name not in only:
             continue
-        size = 299 if name == "inception_v3" else 224
+        size = 299 if name.startswith("inception") else 224
         f = fixture(timm.create_model(name), name, "timm", size)
         (dst / f"{name}.json").write_text(json.dumps(f, separators=(",", ":")))
         print(name, len(f["keys"]), "keys, max |logit|", max(abs(v) for v in f["logits"]), flush=True)

@@ -66,7 +66,7 @@ def main():
             model = build(name).eval()
             randomise_bn(model, gen)
             damp_residual_branches(model)
-            size = 299 if name == "inception_v3" else 224
+            size = 299 if name.startswith("inception") else 224
             x = torch.randn(2, 3, size, size, generator=gen)
             with torch.no_grad():
                 ref = model(x).numpy()

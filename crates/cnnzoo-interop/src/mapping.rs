@@ -417,6 +417,49 @@ static GOOGLENET: LazyLock<Table> = LazyLock::new(|| {
     )
 });
 
+/// timm's Inception-v4: `features.N` numbers the modules; the ones after an average pool keep
+/// their 1x1 at `branch3.1`. Later ranges come first, as the first matching row wins.
+static INCEPTION_V4: LazyLock<Table> = LazyLock::new(|| {
+    let mut rows: Vec<(String, String)> = Vec::new();
+    for (first, name) in [(19, "inception_c"), (11, "inception_b"), (6, "inception_a")] {
+        rows.push((
+            format!("features.{{i+{first}}}.branch3.1.{{*}}"),
+            format!("{name}.{{i}}.branch3.{{*}}"),
+        ));
+        rows.push((
+            format!("features.{{i+{first}}}.{{*}}"),
+            format!("{name}.{{i}}.{{*}}"),
+        ));
+        let single = match first {
+            19 => Some((18, "reduction_b")),
+            11 => Some((10, "reduction_a")),
+            _ => None,
+        };
+        if let Some((n, module)) = single {
+            rows.push((format!("features.{n}.{{*}}"), format!("{module}.{{*}}")));
+        }
+    }
+    for (n, module) in [(5, "mixed_5a"), (4, "mixed_4a"), (3, "mixed_3a")] {
+        rows.push((format!("features.{n}.{{*}}"), format!("{module}.{{*}}")));
+    }
+    rows.push(("features.{i}.{*}".into(), "stem.{i}.{*}".into()));
+    rows.push(("last_linear.{*}".into(), "head.fc.{*}".into()));
+    Table::new("inception_v4", &rows, &[])
+});
+
+/// timm's Inception-ResNet-v2: the same names but Mixed_5b's pooled 1x1 and the classifier.
+static INCEPTION_RESNET_V2: LazyLock<Table> = LazyLock::new(|| {
+    Table::new(
+        "inception_resnet_v2",
+        &[
+            ("mixed_5b.branch3.1.{*}", "mixed_5b.branch3.{*}"),
+            ("classif.{*}", "head.fc.{*}"),
+            ("{*}", "{*}"),
+        ],
+        &[],
+    )
+});
+
 /// The mapping table for a built model.
 pub fn table_for(model: &Model) -> &'static Table {
     match model {
@@ -428,6 +471,8 @@ pub fn table_for(model: &Model) -> &'static Table {
         Model::DenseNet(_) => &DENSENET,
         Model::GoogLeNet(_) => &GOOGLENET,
         Model::InceptionV3(_) => &INCEPTION_V3,
+        Model::InceptionV4(_) => &INCEPTION_V4,
+        Model::InceptionResNetV2(_) => &INCEPTION_RESNET_V2,
     }
 }
 

@@ -13,11 +13,16 @@ use crate::blocks::inception::{
     GoogLeNetAux, InceptionA, InceptionAux, InceptionB, InceptionC, InceptionD, InceptionE,
     InceptionModule,
 };
+use crate::blocks::inception_v4::{
+    InceptionResBlock, Mixed3a, Mixed4a, Mixed5a, Mixed5b, Mixed6a, Mixed7a, ReductionA,
+    ReductionB, V4InceptionA, V4InceptionB, V4InceptionC,
+};
 use crate::blocks::residual::ResidualBlock;
 use crate::blocks::stem::Stem;
 use crate::models::Model;
 use crate::models::densenet::DenseNet;
 use crate::models::inception::{GoogLeNet, InceptionV3};
+use crate::models::inception_v4::{InceptionResNetV2, InceptionV4};
 use crate::models::resnet::ResNet;
 
 /// Modules whose conv + BatchNorm pairs can be folded into single convolutions.
@@ -76,6 +81,29 @@ fuse_fields!(InceptionE {
     branch_pool ; branch3x3dbl ;
 });
 fuse_fields!(GoogLeNetAux { conv ; ; });
+fuse_fields!(Mixed3a { conv ; ; });
+fuse_fields!(Mixed4a { ; branch0, branch1 ; });
+fuse_fields!(Mixed5a { conv ; ; });
+fuse_fields!(V4InceptionA { branch0, branch3 ; branch1, branch2 ; });
+fuse_fields!(ReductionA { branch0 ; branch1 ; });
+fuse_fields!(V4InceptionB { branch0, branch3 ; branch1, branch2 ; });
+fuse_fields!(ReductionB { ; branch0, branch1 ; });
+fuse_fields!(V4InceptionC {
+    branch0, branch1_0, branch1_1a, branch1_1b, branch2_0, branch2_1, branch2_2, branch2_3a,
+    branch2_3b, branch3 ; ;
+});
+fuse_fields!(InceptionResBlock { branch0 ; branch1, branch2 ; });
+fuse_fields!(Mixed5b { branch0, branch3 ; branch1, branch2 ; });
+fuse_fields!(Mixed6a { branch0 ; branch1 ; });
+fuse_fields!(Mixed7a { ; branch0, branch1, branch2 ; });
+fuse_fields!(InceptionV4 {
+    mixed_3a, mixed_4a, mixed_5a, reduction_a, reduction_b ;
+    stem, inception_a, inception_b, inception_c ;
+});
+fuse_fields!(InceptionResNetV2 {
+    conv2d_1a, conv2d_2a, conv2d_2b, conv2d_3b, conv2d_4a, mixed_5b, mixed_6a, mixed_7a, block8,
+    conv2d_7b ; repeat, repeat_1, repeat_2 ;
+});
 fuse_fields!(InceptionAux { conv0, conv1 ; ; });
 fuse_fields!(DenseNet { stem ; ; });
 fuse_fields!(GoogLeNet { conv1, conv2, conv3 ; inception3, inception4, inception5 ; aux1, aux2 });
@@ -99,6 +127,8 @@ impl FuseBn for Model {
             Model::DenseNet(m) => Model::DenseNet(m.fuse_bn()),
             Model::GoogLeNet(m) => Model::GoogLeNet(m.fuse_bn()),
             Model::InceptionV3(m) => Model::InceptionV3(m.fuse_bn()),
+            Model::InceptionV4(m) => Model::InceptionV4(m.fuse_bn()),
+            Model::InceptionResNetV2(m) => Model::InceptionResNetV2(m.fuse_bn()),
         }
     }
 }

@@ -468,6 +468,20 @@ pub static REGISTRY: &[ModelSpec] = &[
         )
     ),
     entry!(
+        "inception_v4",
+        Inception,
+        [3, 299, 299],
+        "Inception-v4: deep mixed stem, 4 A + 7 B + 3 C modules, two reductions",
+        ModelConfig::InceptionV4(InceptionConfig::new(1000).with_dropout(0.2))
+    ),
+    entry!(
+        "inception_resnet_v2",
+        Inception,
+        [3, 299, 299],
+        "Inception-ResNet-v2: residual Inception blocks scaled by 0.17 / 0.10 / 0.20",
+        ModelConfig::InceptionResNetV2(InceptionConfig::new(1000).with_dropout(0.2))
+    ),
+    entry!(
         "resnet20",
         ResNet,
         CIFAR,

@@ -49,6 +49,8 @@ fn imagenet_parameter_counts_equal_timm_and_torchvision() {
         ("densenet201", 20_013_928),
         ("densenet161", 28_681_000),
         ("inception_v3", 23_834_568),
+        ("inception_v4", 42_679_816),
+        ("inception_resnet_v2", 55_843_464),
         ("googlenet", 6_624_904),
     ];
     let wrong: Vec<String> = expected
@@ -284,7 +286,7 @@ fn se_settings_change_width_and_parameter_cost() {
 /// ImageNet nets (fully convolutional with a GAP head, so any size above the minimum works).
 fn forward_input(name: &str) -> [usize; 3] {
     let spec = registry::spec(name).unwrap();
-    match (spec.is_cifar(), name.ends_with("inception_v3")) {
+    match (spec.is_cifar(), name.contains("inception_")) {
         (true, _) => [1, 32, 32],
         (false, true) => [3, 80, 80],
         (false, false) => [3, 64, 64],
@@ -390,6 +392,8 @@ forward_tests!(
     googlenet,
     inception_v3,
     se_inception_v3,
+    inception_v4,
+    inception_resnet_v2,
     resnet20,
     resnet32,
     resnet44,

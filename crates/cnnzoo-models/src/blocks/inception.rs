@@ -56,7 +56,7 @@ impl InceptionOptions {
             .with_padding(Some([0, 0]))
     }
 
-    fn se(&self, channels: usize, device: &Device) -> Option<SqueezeExcite> {
+    pub(crate) fn se(&self, channels: usize, device: &Device) -> Option<SqueezeExcite> {
         self.se.as_ref().map(|se| se.unit(channels).init(device))
     }
 }
@@ -66,18 +66,18 @@ impl InceptionOptions {
 /// each take that output and give a part of their own (Inception-v3's E: a 1x3 and a 3x1 side
 /// by side). The same description drives both [`forward_branches`] and
 /// [`summarize_branches`], so what runs and what the summary lists cannot disagree.
-struct Branch<'a> {
+pub(crate) struct Branch<'a> {
     /// A pooling first, with its name in the summary.
-    pool: Option<(Pool2d, String)>,
+    pub(crate) pool: Option<(Pool2d, String)>,
     /// Conv units in sequence, each with its name (the weight files' key).
-    units: Vec<(String, &'a ConvBnAct)>,
+    pub(crate) units: Vec<(String, &'a ConvBnAct)>,
     /// Arms after the units; none means the units' output is the branch's one part.
-    arms: Vec<(String, &'a ConvBnAct)>,
+    pub(crate) arms: Vec<(String, &'a ConvBnAct)>,
 }
 
 impl<'a> Branch<'a> {
     /// A single unit.
-    fn unit(name: &str, unit: &'a ConvBnAct) -> Self {
+    pub(crate) fn unit(name: &str, unit: &'a ConvBnAct) -> Self {
         Branch {
             pool: None,
             units: vec![(name.to_string(), unit)],
@@ -86,7 +86,7 @@ impl<'a> Branch<'a> {
     }
 
     /// Units in sequence, named `name.0`, `name.1`, ... (a `Vec` field's keys).
-    fn chain(name: &str, units: &'a [ConvBnAct]) -> Self {
+    pub(crate) fn chain(name: &str, units: &'a [ConvBnAct]) -> Self {
         Branch {
             pool: None,
             units: units
@@ -99,7 +99,7 @@ impl<'a> Branch<'a> {
     }
 
     /// A pooling named `name`, alone.
-    fn pool(name: &str, pool: Pool2d) -> Self {
+    pub(crate) fn pool(name: &str, pool: Pool2d) -> Self {
         Branch {
             pool: Some((pool, name.to_string())),
             units: Vec::new(),
@@ -108,20 +108,24 @@ impl<'a> Branch<'a> {
     }
 
     /// This branch after a pooling named `name`.
-    fn after_pool(mut self, name: &str, pool: Pool2d) -> Self {
+    pub(crate) fn after_pool(mut self, name: &str, pool: Pool2d) -> Self {
         self.pool = Some((pool, name.to_string()));
         self
     }
 
     /// This branch forked into `arms`.
-    fn fork(mut self, arms: [(&str, &'a ConvBnAct); 2]) -> Self {
+    pub(crate) fn fork(mut self, arms: [(&str, &'a ConvBnAct); 2]) -> Self {
         self.arms = arms.map(|(n, u)| (n.to_string(), u)).to_vec();
         self
     }
 }
 
 /// Runs the branches on `x`, concatenates their parts and applies the SE unit, if any.
-fn forward_branches(branches: Vec<Branch>, se: &Option<SqueezeExcite>, x: Tensor<4>) -> Tensor<4> {
+pub(crate) fn forward_branches(
+    branches: Vec<Branch>,
+    se: &Option<SqueezeExcite>,
+    x: Tensor<4>,
+) -> Tensor<4> {
     let mut parts = Vec::new();
     for b in branches {
         let x = match &b.pool {
@@ -139,7 +143,7 @@ fn forward_branches(branches: Vec<Branch>, se: &Option<SqueezeExcite>, x: Tensor
 }
 
 /// [`forward_branches`]'s shapes, parameters and MACs, layer by layer, under `prefix`.
-fn summarize_branches(
+pub(crate) fn summarize_branches(
     branches: Vec<Branch>,
     se: &Option<SqueezeExcite>,
     prefix: &str,
@@ -167,7 +171,7 @@ fn summarize_branches(
 }
 
 /// [`forward_branches`] as graph operations under `prefix`.
-fn trace_branches(
+pub(crate) fn trace_branches(
     branches: Vec<Branch>,
     se: &Option<SqueezeExcite>,
     prefix: &str,
@@ -248,6 +252,15 @@ macro_rules! from_branches {
             }
         }
     };
+}
+
+pub(crate) use from_branches;
+
+impl Gated for ConvBnAct {
+    /// A plain unit carries no SE unit.
+    fn forward_gated(&self, x: Tensor<4>, _name: &str, _gates: &mut Gates) -> Tensor<4> {
+        self.forward(x)
+    }
 }
 
 /// Concatenates branch outputs, checking they agree spatially.

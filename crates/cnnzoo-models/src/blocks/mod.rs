@@ -6,6 +6,7 @@ pub mod dense;
 pub mod drop_path;
 pub mod head;
 pub mod inception;
+pub mod inception_v4;
 pub mod layers;
 pub mod pool;
 pub mod residual;

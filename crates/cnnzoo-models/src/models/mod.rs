@@ -3,6 +3,7 @@
 
 pub mod densenet;
 pub mod inception;
+pub mod inception_v4;
 pub mod resnet;
 pub mod resnext_forms;
 
@@ -15,6 +16,7 @@ use crate::graph::{Graph, Trace, Value};
 use crate::summary::{FeatureShape, ShapeError, Summarize, Summary};
 use densenet::{DenseNet, DenseNetConfig};
 use inception::{GoogLeNet, InceptionConfig, InceptionV3};
+use inception_v4::{InceptionResNetV2, InceptionV4};
 use resnet::{ResNet, ResNetConfig};
 
 /// A serialisable description of any network of the zoo.
@@ -29,6 +31,10 @@ pub enum ModelConfig {
     GoogLeNet(InceptionConfig),
     /// Inception-v3.
     InceptionV3(InceptionConfig),
+    /// Inception-v4.
+    InceptionV4(InceptionConfig),
+    /// Inception-ResNet-v2.
+    InceptionResNetV2(InceptionConfig),
 }
 
 impl ModelConfig {
@@ -39,6 +45,8 @@ impl ModelConfig {
             ModelConfig::DenseNet(c) => c.validate(),
             ModelConfig::GoogLeNet(c) => c.validate("GoogLeNet"),
             ModelConfig::InceptionV3(c) => c.validate("Inception-v3"),
+            ModelConfig::InceptionV4(c) => c.validate("Inception-v4"),
+            ModelConfig::InceptionResNetV2(c) => c.validate("Inception-ResNet-v2"),
         }
     }
 
@@ -55,6 +63,10 @@ impl ModelConfig {
             ModelConfig::DenseNet(c) => Model::DenseNet(c.init(device)),
             ModelConfig::GoogLeNet(c) => Model::GoogLeNet(c.init_googlenet(device)),
             ModelConfig::InceptionV3(c) => Model::InceptionV3(c.init_inception_v3(device)),
+            ModelConfig::InceptionV4(c) => Model::InceptionV4(c.init_inception_v4(device)),
+            ModelConfig::InceptionResNetV2(c) => {
+                Model::InceptionResNetV2(c.init_inception_resnet_v2(device))
+            }
         }
     }
 
@@ -63,7 +75,10 @@ impl ModelConfig {
         match self {
             ModelConfig::ResNet(c) => c.num_classes,
             ModelConfig::DenseNet(c) => c.num_classes,
-            ModelConfig::GoogLeNet(c) | ModelConfig::InceptionV3(c) => c.num_classes,
+            ModelConfig::GoogLeNet(c)
+            | ModelConfig::InceptionV3(c)
+            | ModelConfig::InceptionV4(c)
+            | ModelConfig::InceptionResNetV2(c) => c.num_classes,
         }
     }
 
@@ -72,7 +87,10 @@ impl ModelConfig {
         match self {
             ModelConfig::ResNet(c) => c.in_channels,
             ModelConfig::DenseNet(c) => c.in_channels,
-            ModelConfig::GoogLeNet(c) | ModelConfig::InceptionV3(c) => c.in_channels,
+            ModelConfig::GoogLeNet(c)
+            | ModelConfig::InceptionV3(c)
+            | ModelConfig::InceptionV4(c)
+            | ModelConfig::InceptionResNetV2(c) => c.in_channels,
         }
     }
 
@@ -81,7 +99,10 @@ impl ModelConfig {
         match self {
             ModelConfig::ResNet(c) => (c.num_classes, c.in_channels) = (num_classes, in_channels),
             ModelConfig::DenseNet(c) => (c.num_classes, c.in_channels) = (num_classes, in_channels),
-            ModelConfig::GoogLeNet(c) | ModelConfig::InceptionV3(c) => {
+            ModelConfig::GoogLeNet(c)
+            | ModelConfig::InceptionV3(c)
+            | ModelConfig::InceptionV4(c)
+            | ModelConfig::InceptionResNetV2(c) => {
                 (c.num_classes, c.in_channels) = (num_classes, in_channels);
             }
         }
@@ -101,6 +122,10 @@ pub enum Model {
     GoogLeNet(GoogLeNet),
     /// Inception-v3.
     InceptionV3(InceptionV3),
+    /// Inception-v4.
+    InceptionV4(InceptionV4),
+    /// Inception-ResNet-v2.
+    InceptionResNetV2(InceptionResNetV2),
 }
 
 impl Model {
@@ -111,6 +136,8 @@ impl Model {
             Model::DenseNet(m) => m.forward(x),
             Model::GoogLeNet(m) => m.forward(x),
             Model::InceptionV3(m) => m.forward(x),
+            Model::InceptionV4(m) => m.forward(x),
+            Model::InceptionResNetV2(m) => m.forward(x),
         }
     }
 
@@ -147,6 +174,12 @@ impl Model {
             Model::InceptionV3(m) => {
                 m.forward_gated(x, &mut gates);
             }
+            Model::InceptionV4(m) => {
+                m.forward_gated(x, &mut gates);
+            }
+            Model::InceptionResNetV2(m) => {
+                m.forward_gated(x, &mut gates);
+            }
         }
         gates
     }
@@ -178,6 +211,8 @@ impl Trace for Model {
             Model::DenseNet(m) => m.trace(prefix, x, g),
             Model::GoogLeNet(m) => m.trace(prefix, x, g),
             Model::InceptionV3(m) => m.trace(prefix, x, g),
+            Model::InceptionV4(m) => m.trace(prefix, x, g),
+            Model::InceptionResNetV2(m) => m.trace(prefix, x, g),
         }
     }
 }
@@ -194,6 +229,8 @@ impl Summarize for Model {
             Model::DenseNet(m) => m.summarize(prefix, input, s),
             Model::GoogLeNet(m) => m.summarize(prefix, input, s),
             Model::InceptionV3(m) => m.summarize(prefix, input, s),
+            Model::InceptionV4(m) => m.summarize(prefix, input, s),
+            Model::InceptionResNetV2(m) => m.summarize(prefix, input, s),
         }
     }
 }
