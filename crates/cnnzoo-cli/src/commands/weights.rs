@@ -265,6 +265,10 @@ pub struct EvalArgs {
     /// Output folder (default: beside the weights).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Square input size for folder:PATH data (default: the size the checkpoint was trained
+    /// at, else 224).
+    #[arg(long)]
+    image_size: Option<usize>,
     /// Worker threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
@@ -307,6 +311,15 @@ impl EvalArgs {
         let mut config = self.data.train_config(self.src.arch(), out.clone());
         config.batch_size = self.batch_size;
         config.test_subset = self.subset;
+        // A folder-trained checkpoint is evaluated at the size it was trained at.
+        let trained = weights
+            .parent()
+            .filter(|d| d.join("state.json").is_file())
+            .map(cnnzoo_train::checkpoint::read_state)
+            .transpose()?;
+        if let Some(size) = self.image_size.or(trained.map(|run| run.config.image_size)) {
+            config.image_size = size;
+        }
         let data = cnnzoo_train::data::open(&config)?;
         let model_config = self.src.config(ModelOptions {
             num_classes: Some(data.classes.len()),
