@@ -14,8 +14,8 @@ use crate::blocks::inception::{
     InceptionModule,
 };
 use crate::blocks::inception_v4::{
-    InceptionResBlock, Mixed3a, Mixed4a, Mixed5a, Mixed5b, Mixed6a, Mixed7a, ReductionA,
-    ReductionB, V4InceptionA, V4InceptionB, V4InceptionC,
+    FourBranch, InceptionResBlock, Mixed3a, Mixed4a, Mixed5a, Mixed7a, Reduction35, ReductionB,
+    V4InceptionC,
 };
 use crate::blocks::residual::ResidualBlock;
 use crate::blocks::stem::Stem;
@@ -84,17 +84,14 @@ fuse_fields!(GoogLeNetAux { conv ; ; });
 fuse_fields!(Mixed3a { conv ; ; });
 fuse_fields!(Mixed4a { ; branch0, branch1 ; });
 fuse_fields!(Mixed5a { conv ; ; });
-fuse_fields!(V4InceptionA { branch0, branch3 ; branch1, branch2 ; });
-fuse_fields!(ReductionA { branch0 ; branch1 ; });
-fuse_fields!(V4InceptionB { branch0, branch3 ; branch1, branch2 ; });
+fuse_fields!(FourBranch { branch0, branch3 ; branch1, branch2 ; });
+fuse_fields!(Reduction35 { branch0 ; branch1 ; });
 fuse_fields!(ReductionB { ; branch0, branch1 ; });
 fuse_fields!(V4InceptionC {
     branch0, branch1_0, branch1_1a, branch1_1b, branch2_0, branch2_1, branch2_2, branch2_3a,
     branch2_3b, branch3 ; ;
 });
 fuse_fields!(InceptionResBlock { branch0 ; branch1, branch2 ; });
-fuse_fields!(Mixed5b { branch0, branch3 ; branch1, branch2 ; });
-fuse_fields!(Mixed6a { branch0 ; branch1 ; });
 fuse_fields!(Mixed7a { ; branch0, branch1, branch2 ; });
 fuse_fields!(InceptionV4 {
     mixed_3a, mixed_4a, mixed_5a, reduction_a, reduction_b ;

@@ -156,41 +156,98 @@ impl Mixed5a {
 
 from_branches!(Mixed5a);
 
-/// v4 Inception-A (35x35, 384 -> 384): 1x1, 1x1-3x3, 1x1-3x3-3x3, avg pool-1x1.
+/// The four-branch module of both nets: 1x1 | 1x1 chain | 1x1 chain | average pool -> 1x1
+/// (timm's `branch0` ... `branch3`, the pooled 1x1 at `branch3.1`): v4's Inception-A (35x35)
+/// and Inception-B (17x17, factorised 7x7), Inception-ResNet-v2's Mixed_5b.
 #[derive(Module, Debug)]
-pub struct V4InceptionA {
+pub struct FourBranch {
     /// 1x1.
     pub branch0: ConvBnAct,
-    /// 1x1 -> 3x3.
+    /// 1x1 -> ...
     pub branch1: Vec<ConvBnAct>,
-    /// 1x1 -> 3x3 -> 3x3.
+    /// 1x1 -> ...
     pub branch2: Vec<ConvBnAct>,
-    /// The 1x1 after the average pool (timm's `branch3.1`).
+    /// The 1x1 after the average pool.
     pub branch3: ConvBnAct,
     /// SE unit, if any.
     pub se: Option<SqueezeExcite>,
 }
 
-impl V4InceptionA {
-    /// Builds the module.
-    pub fn new(o: &InceptionOptions, device: &Device) -> Self {
+impl FourBranch {
+    fn build(
+        o: &InceptionOptions,
+        b0: ConvBnActConfig,
+        b1: Vec<ConvBnActConfig>,
+        b2: Vec<ConvBnActConfig>,
+        b3: ConvBnActConfig,
+        device: &Device,
+    ) -> Self {
+        let out = [&b0, &b3]
+            .iter()
+            .map(|u| u.out_channels)
+            .chain(b1.last().map(|u| u.out_channels))
+            .chain(b2.last().map(|u| u.out_channels))
+            .sum();
         Self {
-            branch0: sq(o, 384, 96, 1, 1, 0).init(device),
-            branch1: init(
-                vec![sq(o, 384, 64, 1, 1, 0), sq(o, 64, 96, 3, 1, 1)],
-                device,
-            ),
-            branch2: init(
-                vec![
-                    sq(o, 384, 64, 1, 1, 0),
-                    sq(o, 64, 96, 3, 1, 1),
-                    sq(o, 96, 96, 3, 1, 1),
-                ],
-                device,
-            ),
-            branch3: sq(o, 384, 96, 1, 1, 0).init(device),
-            se: o.se(384, device),
+            branch0: b0.init(device),
+            branch1: init(b1, device),
+            branch2: init(b2, device),
+            branch3: b3.init(device),
+            se: o.se(out, device),
         }
+    }
+
+    /// v4 Inception-A (35x35, 384 -> 384): 1x1, 1x1-3x3, 1x1-3x3-3x3, pool-1x1.
+    pub fn inception_a(o: &InceptionOptions, device: &Device) -> Self {
+        Self::build(
+            o,
+            sq(o, 384, 96, 1, 1, 0),
+            vec![sq(o, 384, 64, 1, 1, 0), sq(o, 64, 96, 3, 1, 1)],
+            vec![
+                sq(o, 384, 64, 1, 1, 0),
+                sq(o, 64, 96, 3, 1, 1),
+                sq(o, 96, 96, 3, 1, 1),
+            ],
+            sq(o, 384, 96, 1, 1, 0),
+            device,
+        )
+    }
+
+    /// v4 Inception-B (17x17, 1024 -> 1024): 1x1, 1x1-1x7-7x1, 1x1-7x1-1x7-7x1-1x7, pool-1x1.
+    pub fn inception_b(o: &InceptionOptions, device: &Device) -> Self {
+        let h = |i, c| unit(o, i, c, [1, 7], [0, 3]);
+        let v = |i, c| unit(o, i, c, [7, 1], [3, 0]);
+        Self::build(
+            o,
+            sq(o, 1024, 384, 1, 1, 0),
+            vec![sq(o, 1024, 192, 1, 1, 0), h(192, 224), v(224, 256)],
+            vec![
+                sq(o, 1024, 192, 1, 1, 0),
+                v(192, 192),
+                h(192, 224),
+                v(224, 224),
+                h(224, 256),
+            ],
+            sq(o, 1024, 128, 1, 1, 0),
+            device,
+        )
+    }
+
+    /// Inception-ResNet-v2's Mixed_5b (35x35, 192 -> 320): 1x1, 1x1-5x5, 1x1-3x3-3x3,
+    /// pool-1x1.
+    pub fn mixed_5b(o: &InceptionOptions, device: &Device) -> Self {
+        Self::build(
+            o,
+            sq(o, 192, 96, 1, 1, 0),
+            vec![sq(o, 192, 48, 1, 1, 0), sq(o, 48, 64, 5, 1, 2)],
+            vec![
+                sq(o, 192, 64, 1, 1, 0),
+                sq(o, 64, 96, 3, 1, 1),
+                sq(o, 96, 96, 3, 1, 1),
+            ],
+            sq(o, 192, 64, 1, 1, 0),
+            device,
+        )
     }
 
     fn branches(&self) -> Vec<Branch<'_>> {
@@ -203,11 +260,12 @@ impl V4InceptionA {
     }
 }
 
-from_branches!(V4InceptionA);
+from_branches!(FourBranch);
 
-/// v4 Reduction-A (35x35 -> 17x17, 384 -> 1024).
+/// The 35x35 -> 17x17 reduction of both nets: 3x3 / 2 | 1x1-3x3-3x3 / 2 | 3x3 / 2 max pool;
+/// v4's Reduction-A (384 -> 1024) and Inception-ResNet-v2's Mixed_6a (320 -> 1088).
 #[derive(Module, Debug)]
-pub struct ReductionA {
+pub struct Reduction35 {
     /// 3x3 / 2.
     pub branch0: ConvBnAct,
     /// 1x1 -> 3x3 -> 3x3 / 2.
@@ -216,21 +274,37 @@ pub struct ReductionA {
     pub se: Option<SqueezeExcite>,
 }
 
-impl ReductionA {
-    /// Builds the module.
-    pub fn new(o: &InceptionOptions, device: &Device) -> Self {
+impl Reduction35 {
+    /// From `input` channels; `k`, `l`, `m`, `n`: the paper's filter counts (3x3 / 2; 1x1,
+    /// 3x3, 3x3 / 2).
+    fn build(
+        o: &InceptionOptions,
+        input: usize,
+        [k, l, m, n]: [usize; 4],
+        device: &Device,
+    ) -> Self {
         Self {
-            branch0: sq(o, 384, 384, 3, 2, 0).init(device),
+            branch0: sq(o, input, n, 3, 2, 0).init(device),
             branch1: init(
                 vec![
-                    sq(o, 384, 192, 1, 1, 0),
-                    sq(o, 192, 224, 3, 1, 1),
-                    sq(o, 224, 256, 3, 2, 0),
+                    sq(o, input, k, 1, 1, 0),
+                    sq(o, k, l, 3, 1, 1),
+                    sq(o, l, m, 3, 2, 0),
                 ],
                 device,
             ),
-            se: o.se(1024, device),
+            se: o.se(input + n + m, device),
         }
+    }
+
+    /// v4's Reduction-A (k, l, m, n = 192, 224, 256, 384).
+    pub fn reduction_a(o: &InceptionOptions, device: &Device) -> Self {
+        Self::build(o, 384, [192, 224, 256, 384], device)
+    }
+
+    /// Inception-ResNet-v2's Mixed_6a (k, l, m, n = 256, 256, 384, 384).
+    pub fn mixed_6a(o: &InceptionOptions, device: &Device) -> Self {
+        Self::build(o, 320, [256, 256, 384, 384], device)
     }
 
     fn branches(&self) -> Vec<Branch<'_>> {
@@ -242,60 +316,7 @@ impl ReductionA {
     }
 }
 
-from_branches!(ReductionA);
-
-/// v4 Inception-B (17x17, 1024 -> 1024): factorised 7x7 convolutions.
-#[derive(Module, Debug)]
-pub struct V4InceptionB {
-    /// 1x1.
-    pub branch0: ConvBnAct,
-    /// 1x1 -> 1x7 -> 7x1.
-    pub branch1: Vec<ConvBnAct>,
-    /// 1x1 -> 7x1 -> 1x7 -> 7x1 -> 1x7.
-    pub branch2: Vec<ConvBnAct>,
-    /// The 1x1 after the average pool (timm's `branch3.1`).
-    pub branch3: ConvBnAct,
-    /// SE unit, if any.
-    pub se: Option<SqueezeExcite>,
-}
-
-impl V4InceptionB {
-    /// Builds the module.
-    pub fn new(o: &InceptionOptions, device: &Device) -> Self {
-        let (h, v) = (([1, 7], [0, 3]), ([7, 1], [3, 0]));
-        let u = |i, c, (k, p): ([usize; 2], [usize; 2])| unit(o, i, c, k, p);
-        Self {
-            branch0: sq(o, 1024, 384, 1, 1, 0).init(device),
-            branch1: init(
-                vec![sq(o, 1024, 192, 1, 1, 0), u(192, 224, h), u(224, 256, v)],
-                device,
-            ),
-            branch2: init(
-                vec![
-                    sq(o, 1024, 192, 1, 1, 0),
-                    u(192, 192, v),
-                    u(192, 224, h),
-                    u(224, 224, v),
-                    u(224, 256, h),
-                ],
-                device,
-            ),
-            branch3: sq(o, 1024, 128, 1, 1, 0).init(device),
-            se: o.se(1024, device),
-        }
-    }
-
-    fn branches(&self) -> Vec<Branch<'_>> {
-        vec![
-            Branch::unit("branch0", &self.branch0),
-            Branch::chain("branch1", &self.branch1),
-            Branch::chain("branch2", &self.branch2),
-            Branch::unit("branch3", &self.branch3).after_pool("branch3.pool", avg_3x3()),
-        ]
-    }
-}
-
-from_branches!(V4InceptionB);
+from_branches!(Reduction35);
 
 /// v4 Reduction-B (17x17 -> 8x8, 1024 -> 1536).
 #[derive(Module, Debug)]
@@ -575,94 +596,6 @@ impl Trace for InceptionResBlock {
         }
     }
 }
-
-/// Inception-ResNet-v2's Mixed_5b (35x35, 192 -> 320).
-#[derive(Module, Debug)]
-pub struct Mixed5b {
-    /// 1x1.
-    pub branch0: ConvBnAct,
-    /// 1x1 -> 5x5.
-    pub branch1: Vec<ConvBnAct>,
-    /// 1x1 -> 3x3 -> 3x3.
-    pub branch2: Vec<ConvBnAct>,
-    /// The 1x1 after the average pool (timm's `branch3.1`).
-    pub branch3: ConvBnAct,
-    /// SE unit, if any.
-    pub se: Option<SqueezeExcite>,
-}
-
-impl Mixed5b {
-    /// Builds the module.
-    pub fn new(o: &InceptionOptions, device: &Device) -> Self {
-        Self {
-            branch0: sq(o, 192, 96, 1, 1, 0).init(device),
-            branch1: init(
-                vec![sq(o, 192, 48, 1, 1, 0), sq(o, 48, 64, 5, 1, 2)],
-                device,
-            ),
-            branch2: init(
-                vec![
-                    sq(o, 192, 64, 1, 1, 0),
-                    sq(o, 64, 96, 3, 1, 1),
-                    sq(o, 96, 96, 3, 1, 1),
-                ],
-                device,
-            ),
-            branch3: sq(o, 192, 64, 1, 1, 0).init(device),
-            se: o.se(320, device),
-        }
-    }
-
-    fn branches(&self) -> Vec<Branch<'_>> {
-        vec![
-            Branch::unit("branch0", &self.branch0),
-            Branch::chain("branch1", &self.branch1),
-            Branch::chain("branch2", &self.branch2),
-            Branch::unit("branch3", &self.branch3).after_pool("branch3.pool", avg_3x3()),
-        ]
-    }
-}
-
-from_branches!(Mixed5b);
-
-/// Inception-ResNet-v2's Mixed_6a (35x35 -> 17x17, 320 -> 1088).
-#[derive(Module, Debug)]
-pub struct Mixed6a {
-    /// 3x3 / 2.
-    pub branch0: ConvBnAct,
-    /// 1x1 -> 3x3 -> 3x3 / 2.
-    pub branch1: Vec<ConvBnAct>,
-    /// SE unit, if any.
-    pub se: Option<SqueezeExcite>,
-}
-
-impl Mixed6a {
-    /// Builds the module.
-    pub fn new(o: &InceptionOptions, device: &Device) -> Self {
-        Self {
-            branch0: sq(o, 320, 384, 3, 2, 0).init(device),
-            branch1: init(
-                vec![
-                    sq(o, 320, 256, 1, 1, 0),
-                    sq(o, 256, 256, 3, 1, 1),
-                    sq(o, 256, 384, 3, 2, 0),
-                ],
-                device,
-            ),
-            se: o.se(1088, device),
-        }
-    }
-
-    fn branches(&self) -> Vec<Branch<'_>> {
-        vec![
-            Branch::unit("branch0", &self.branch0),
-            Branch::chain("branch1", &self.branch1),
-            Branch::pool("branch2", max_3x3_s2()),
-        ]
-    }
-}
-
-from_branches!(Mixed6a);
 
 /// Inception-ResNet-v2's Mixed_7a (17x17 -> 8x8, 1088 -> 2080).
 #[derive(Module, Debug)]

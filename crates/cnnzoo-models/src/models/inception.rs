@@ -66,7 +66,7 @@ impl InceptionConfig {
         Ok(())
     }
 
-    fn options(&self) -> InceptionOptions {
+    pub(crate) fn options(&self) -> InceptionOptions {
         InceptionOptions {
             act: self.act,
             norm: self.norm,

@@ -5,10 +5,10 @@
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 
-use crate::blocks::inception::{Gated, Gates, InceptionOptions};
+use crate::blocks::inception::{Gated, Gates};
 use crate::blocks::inception_v4::{
-    InceptionResBlock, Mixed3a, Mixed4a, Mixed5a, Mixed5b, Mixed6a, Mixed7a, ReductionA,
-    ReductionB, ResidualInception, V4InceptionA, V4InceptionB, V4InceptionC,
+    FourBranch, InceptionResBlock, Mixed3a, Mixed4a, Mixed5a, Mixed7a, Reduction35, ReductionB,
+    ResidualInception, V4InceptionC,
 };
 use crate::blocks::{ConvBnAct, ConvBnActConfig, Head, Pool2d};
 use crate::graph::{Graph, Trace, Value};
@@ -77,19 +77,34 @@ fn named<'a, T: Stage>(name: &str, items: &'a [T]) -> Vec<(String, &'a dyn Stage
         .collect()
 }
 
-impl InceptionConfig {
-    fn v4_options(&self) -> InceptionOptions {
-        InceptionOptions {
-            act: self.act,
-            norm: self.norm,
-            se: self.se.clone(),
-            ..Default::default()
+/// Implements [`Summarize`] and [`Trace`] for a network from its `stages()` and `head`.
+macro_rules! stage_net {
+    ($net:ty) => {
+        impl Summarize for $net {
+            fn summarize(
+                &self,
+                p: &str,
+                input: FeatureShape,
+                s: &mut Summary,
+            ) -> Result<FeatureShape, ShapeError> {
+                let x = summarize_all(&self.stages(), p, input, s)?;
+                self.head.summarize(&join(p, "head"), x, s)
+            }
         }
-    }
 
+        impl Trace for $net {
+            fn trace(&self, p: &str, x: Value, g: &mut Graph) -> Value {
+                let x = trace_stages(&self.stages(), p, x, g);
+                self.head.trace(&join(p, "head"), x, g)
+            }
+        }
+    };
+}
+
+impl InceptionConfig {
     /// Builds Inception-v4.
     pub fn init_inception_v4(&self, device: &Device) -> InceptionV4 {
-        let o = self.v4_options();
+        let o = self.options();
         let sq = |i, c, k, stride, pad| -> ConvBnActConfig {
             o.unit(i, c, [k, k])
                 .with_stride(stride)
@@ -104,9 +119,13 @@ impl InceptionConfig {
             mixed_3a: Mixed3a::new(&o, device),
             mixed_4a: Mixed4a::new(&o, device),
             mixed_5a: Mixed5a::new(&o, device),
-            inception_a: (0..4).map(|_| V4InceptionA::new(&o, device)).collect(),
-            reduction_a: ReductionA::new(&o, device),
-            inception_b: (0..7).map(|_| V4InceptionB::new(&o, device)).collect(),
+            inception_a: (0..4)
+                .map(|_| FourBranch::inception_a(&o, device))
+                .collect(),
+            reduction_a: Reduction35::reduction_a(&o, device),
+            inception_b: (0..7)
+                .map(|_| FourBranch::inception_b(&o, device))
+                .collect(),
             reduction_b: ReductionB::new(&o, device),
             inception_c: (0..3).map(|_| V4InceptionC::new(&o, device)).collect(),
             head: Head::new(self.head, 1536, self.num_classes, self.dropout, device),
@@ -115,7 +134,7 @@ impl InceptionConfig {
 
     /// Builds Inception-ResNet-v2.
     pub fn init_inception_resnet_v2(&self, device: &Device) -> InceptionResNetV2 {
-        let o = self.v4_options();
+        let o = self.options();
         let sq = |i, c, k, stride, pad| -> ConvBnActConfig {
             o.unit(i, c, [k, k])
                 .with_stride(stride)
@@ -132,9 +151,9 @@ impl InceptionConfig {
             conv2d_2b: sq(32, 64, 3, 1, 1).init(device),
             conv2d_3b: sq(64, 80, 1, 1, 0).init(device),
             conv2d_4a: sq(80, 192, 3, 1, 0).init(device),
-            mixed_5b: Mixed5b::new(&o, device),
+            mixed_5b: FourBranch::mixed_5b(&o, device),
             repeat: blocks(ResidualInception::A, 10, 0.17),
-            mixed_6a: Mixed6a::new(&o, device),
+            mixed_6a: Reduction35::mixed_6a(&o, device),
             repeat_1: blocks(ResidualInception::B, 20, 0.10),
             mixed_7a: Mixed7a::new(&o, device),
             repeat_2: blocks(ResidualInception::C, 9, 0.20),
@@ -157,11 +176,11 @@ pub struct InceptionV4 {
     /// `features.5`.
     pub mixed_5a: Mixed5a,
     /// 4 x Inception-A, 35x35 (`features.6-9`).
-    pub inception_a: Vec<V4InceptionA>,
+    pub inception_a: Vec<FourBranch>,
     /// `features.10`.
-    pub reduction_a: ReductionA,
+    pub reduction_a: Reduction35,
     /// 7 x Inception-B, 17x17 (`features.11-17`).
-    pub inception_b: Vec<V4InceptionB>,
+    pub inception_b: Vec<FourBranch>,
     /// `features.18`.
     pub reduction_b: ReductionB,
     /// 3 x Inception-C, 8x8 (`features.19-21`).
@@ -195,24 +214,7 @@ impl InceptionV4 {
     }
 }
 
-impl Summarize for InceptionV4 {
-    fn summarize(
-        &self,
-        p: &str,
-        input: FeatureShape,
-        s: &mut Summary,
-    ) -> Result<FeatureShape, ShapeError> {
-        let x = summarize_all(&self.stages(), p, input, s)?;
-        self.head.summarize(&join(p, "head"), x, s)
-    }
-}
-
-impl Trace for InceptionV4 {
-    fn trace(&self, p: &str, x: Value, g: &mut Graph) -> Value {
-        let x = trace_stages(&self.stages(), p, x, g);
-        self.head.trace(&join(p, "head"), x, g)
-    }
-}
+stage_net!(InceptionV4);
 
 /// Inception-ResNet-v2 (timm's names).
 #[derive(Module, Debug)]
@@ -228,11 +230,11 @@ pub struct InceptionResNetV2 {
     /// 3x3; a 3x3 / 2 max pool follows.
     pub conv2d_4a: ConvBnAct,
     /// 35x35 mixed module to 320 channels.
-    pub mixed_5b: Mixed5b,
+    pub mixed_5b: FourBranch,
     /// 10 x Block35 (scale 0.17).
     pub repeat: Vec<InceptionResBlock>,
     /// Reduction to 17x17, 1088 channels.
-    pub mixed_6a: Mixed6a,
+    pub mixed_6a: Reduction35,
     /// 20 x Block17 (scale 0.10).
     pub repeat_1: Vec<InceptionResBlock>,
     /// Reduction to 8x8, 2080 channels.
@@ -280,21 +282,4 @@ impl InceptionResNetV2 {
     }
 }
 
-impl Summarize for InceptionResNetV2 {
-    fn summarize(
-        &self,
-        p: &str,
-        input: FeatureShape,
-        s: &mut Summary,
-    ) -> Result<FeatureShape, ShapeError> {
-        let x = summarize_all(&self.stages(), p, input, s)?;
-        self.head.summarize(&join(p, "head"), x, s)
-    }
-}
-
-impl Trace for InceptionResNetV2 {
-    fn trace(&self, p: &str, x: Value, g: &mut Graph) -> Value {
-        let x = trace_stages(&self.stages(), p, x, g);
-        self.head.trace(&join(p, "head"), x, g)
-    }
-}
+stage_net!(InceptionResNetV2);
