@@ -92,3 +92,48 @@ fn optimizer_and_schedule_names_are_checked_by_the_parser() {
         assert!(err.contains(bad) && err.contains(choices), "{err}");
     }
 }
+
+#[test]
+fn out_of_range_and_nan_training_options_are_refused_with_their_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let base = [
+        "train",
+        "--model",
+        "resnet20",
+        "--dataset",
+        "fashion-mnist",
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    for (bad, message) in [
+        (vec!["--momentum", "NaN"], "momentum must be in [0, 1)"),
+        (vec!["--momentum=-5"], "momentum must be in [0, 1)"),
+        (
+            vec!["--weight-decay", "NaN"],
+            "weight decay must be in [0, 1]",
+        ),
+        (vec!["--warmup-epochs", "NaN"], "warm-up epochs must be in"),
+        (
+            vec!["--schedule", "multistep", "--milestones=-0.5"],
+            "milestone (fraction of training) must be in [0, 1]",
+        ),
+        (
+            vec!["--pad-crop", "100000"],
+            "crop padding (pixels) must be in [0, 256]",
+        ),
+        (
+            vec!["--threads", "100000"],
+            "--threads must be between 1 and",
+        ),
+    ] {
+        let mut args = base.to_vec();
+        args.extend(bad.iter().copied());
+        let (ok, _, err) = cnnzoo(&args);
+        assert!(!ok, "{bad:?} was accepted");
+        assert!(err.contains(message), "{bad:?}: {err}");
+        assert!(!out.exists(), "{bad:?} created the run folder");
+    }
+}

@@ -149,7 +149,8 @@ impl TrainConfig {
         }
     }
 
-    /// Checks the numbers make sense.
+    /// Checks the numbers make sense; the message names the option and its accepted range
+    /// (NaN and infinities are refused everywhere, never silently turned off).
     pub fn validate(&self) -> Result<(), String> {
         if self.epochs == 0 || self.batch_size == 0 {
             return Err("epochs and batch size must be at least 1".into());
@@ -157,12 +158,41 @@ impl TrainConfig {
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return Err(format!("learning rate must be positive, got {}", self.lr));
         }
-        if !(0.0..1.0).contains(&self.label_smoothing) {
-            return Err("label smoothing must be in [0, 1)".into());
+        let within = |name: &str, v: f64, lo: f64, hi: f64, hi_open: bool| {
+            let ok = v.is_finite() && v >= lo && if hi_open { v < hi } else { v <= hi };
+            if ok {
+                Ok(())
+            } else {
+                let close = if hi_open { ')' } else { ']' };
+                Err(format!("{name} must be in [{lo}, {hi}{close}, got {v}"))
+            }
+        };
+        within("label smoothing", self.label_smoothing, 0.0, 1.0, true)?;
+        within("weight decay", self.weight_decay, 0.0, 1.0, false)?;
+        within(
+            "warm-up epochs",
+            self.warmup_epochs,
+            0.0,
+            self.epochs as f64,
+            false,
+        )?;
+        match &self.optimizer {
+            OptimizerKind::Sgd { momentum, .. } => within("momentum", *momentum, 0.0, 1.0, true)?,
+            OptimizerKind::AdamW { beta1, beta2 } => {
+                within("AdamW beta1", f64::from(*beta1), 0.0, 1.0, true)?;
+                within("AdamW beta2", f64::from(*beta2), 0.0, 1.0, true)?;
+            }
         }
-        if self.weight_decay < 0.0 || self.warmup_epochs < 0.0 {
-            return Err("weight decay and warm-up must not be negative".into());
+        if let ScheduleKind::MultiStep { milestones, gamma } = &self.schedule {
+            for m in milestones {
+                within("a milestone (fraction of training)", *m, 0.0, 1.0, false)?;
+            }
+            within("the milestone factor gamma", *gamma, 0.0, 1.0, false)?;
         }
+        if let Some(p) = self.pad_crop {
+            within("crop padding (pixels)", p as f64, 0.0, 256.0, false)?;
+        }
+        within("image size", self.image_size as f64, 1.0, 4096.0, false)?;
         Ok(())
     }
 }

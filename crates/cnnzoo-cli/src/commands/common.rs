@@ -78,8 +78,13 @@ pub fn download(name: &str, dir: &Path) -> Result<()> {
 /// Sets the size of the thread pool the CPU backend and the loader share.
 pub fn set_threads(threads: Option<usize>) -> Result<()> {
     if let Some(t) = threads {
-        if t == 0 {
-            bail!("--threads must be at least 1");
+        // Far more threads than cores only thrash (100,000 made no progress at all).
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        if t == 0 || t > 4 * cores {
+            bail!(
+                "--threads must be between 1 and {} (4 x the {cores} logical CPUs), got {t}",
+                4 * cores
+            );
         }
         rayon::ThreadPoolBuilder::new()
             .num_threads(t)

@@ -20,50 +20,15 @@ pub struct Args {
 #[derive(clap::Subcommand, Debug)]
 enum Which {
     /// plain20/56 vs resnet20/56: the degradation problem and how shortcuts remove it.
-    Degradation(TrainArgs),
+    Degradation(super::recipe::TrainArgs),
     /// Shortcut options A, B and C on resnet20.
-    Shortcuts(TrainArgs),
+    Shortcuts(super::recipe::TrainArgs),
     /// resnet20 vs seresnet20, SE reduction ratios 2-32 and SE positions.
-    Se(TrainArgs),
+    Se(super::recipe::TrainArgs),
     /// ResNeXt's forms (a) split, (b) concat, (c) grouped on the same weights: one function.
     ResnextForms(super::experiment_forms::Args),
     /// Delete residual blocks of trained nets at test time (nets as ensembles of paths).
     Lesion(super::experiment_lesion::Args),
-}
-
-/// The training recipe of the experiments that train their arms.
-#[derive(clap::Args, Debug, Clone)]
-pub struct TrainArgs {
-    #[command(flatten)]
-    pub data: super::DataArgs,
-    /// Epochs per arm.
-    #[arg(long, default_value_t = 5)]
-    epochs: usize,
-    /// Train on this many samples (evenly spaced) per arm.
-    #[arg(long)]
-    subset: Option<usize>,
-    /// Evaluate on this many samples.
-    #[arg(long)]
-    test_subset: Option<usize>,
-    /// Batch size.
-    #[arg(long, default_value_t = 128)]
-    batch_size: usize,
-    /// Peak learning rate (SGD, momentum 0.9, weight decay 5e-4, cosine).
-    #[arg(long, default_value_t = 0.1)]
-    lr: f64,
-    /// Linear warm-up in epochs (deep plain nets need one at lr 0.1).
-    #[arg(long, default_value_t = 1.0)]
-    warmup_epochs: f64,
-    /// Seed, the same for every arm.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// Worker threads (default: all cores).
-    #[arg(long)]
-    pub threads: Option<usize>,
-    /// Output folder (default runs/experiment-NAME): one run folder per arm, report.md,
-    /// experiment.png, results.json.
-    #[arg(long)]
-    pub out: Option<PathBuf>,
 }
 
 /// Runs `cnnzoo experiment`.
@@ -77,33 +42,12 @@ pub fn run(args: Args, device: &Device) -> Result<String> {
     }
 }
 
-impl TrainArgs {
-    /// The recipe these flags describe, writing under `out` (validated).
-    pub fn recipe(&self, out: PathBuf) -> Result<cnnzoo_train::TrainConfig> {
-        let mut recipe = self.data.train_config("resnet20", out);
-        recipe.epochs = self.epochs;
-        recipe.train_subset = self.subset;
-        recipe.test_subset = self.test_subset;
-        recipe.batch_size = self.batch_size;
-        recipe.lr = self.lr;
-        recipe.warmup_epochs = self.warmup_epochs;
-        recipe.seed = self.seed;
-        recipe.validate().map_err(anyhow::Error::msg)?;
-        Ok(recipe)
-    }
-}
-
-/// The command line as run, for reports.
-pub fn command_line() -> String {
-    std::env::args()
-        .enumerate()
-        .map(|(i, a)| if i == 0 { "cnnzoo".into() } else { a })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 /// Trains the arms of `experiment`; Ctrl-C checkpoints the arm in progress, a rerun continues.
-fn run_trained(experiment: Experiment, args: TrainArgs, device: &Device) -> Result<String> {
+fn run_trained(
+    experiment: Experiment,
+    args: super::recipe::TrainArgs,
+    device: &Device,
+) -> Result<String> {
     super::common::set_threads(args.threads)?;
     args.data.ensure()?;
     let out = args
@@ -128,7 +72,7 @@ fn run_trained(experiment: Experiment, args: TrainArgs, device: &Device) -> Resu
         experiment,
         &results,
         &recipe,
-        &command_line(),
+        &super::recipe::command_line(),
         "experiment.png",
     );
     let md = out.join("report.md");

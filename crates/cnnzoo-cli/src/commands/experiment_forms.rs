@@ -100,7 +100,7 @@ pub fn run(args: Args, device: &Device) -> Result<String> {
     };
     let params = count_trainable(&net) as usize;
     let result = run_forms(&args.model, &net, params, macs, input, args.repeats)?;
-    let text = report(&result, &super::experiment::command_line(), &weights_label);
+    let text = report(&result, &super::recipe::command_line(), &weights_label);
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let md = args.out.join("report.md");

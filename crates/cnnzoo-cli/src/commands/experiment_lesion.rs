@@ -10,7 +10,7 @@ use cnnzoo_train::analysis::arm::Arm;
 use cnnzoo_train::analysis::experiment::run_arms;
 use cnnzoo_train::analysis::lesion::{TestSet, inference_net, plot, report, study};
 
-use super::experiment::{TrainArgs, command_line};
+use super::recipe::{TrainArgs, command_line};
 use super::weights::{LoadFlags, ModelWeights, WeightSource};
 
 /// Arguments of `cnnzoo experiment lesion`.

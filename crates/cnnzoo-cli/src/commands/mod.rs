@@ -13,6 +13,7 @@ pub mod gradflow;
 pub mod list;
 pub mod logits;
 pub mod predict;
+pub mod recipe;
 pub mod se_stats;
 pub mod summary;
 pub mod train;

@@ -9,7 +9,7 @@
 //! `i*d .. (i+1)*d` of the reduce 1x1 and of the grouped 3x3 (group `i`), and (a) takes columns
 //! `i*d .. (i+1)*d` of the expanding 1x1. BatchNorm is per channel, so it splits the same way;
 //! the forms are built from an inference network with BatchNorm folded into the convolutions
-//! ([`crate::fuse::FuseBn`]), where each unit is a biased convolution.
+//! ([`FuseBn`](crate::FuseBn)), where each unit is a biased convolution.
 
 use burn::module::Param;
 use burn::nn::conv::Conv2d;
@@ -302,95 +302,5 @@ impl<'a> FormedNet<'a> {
             }
         }
         (params, macs)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::blocks::BlockKind;
-    use crate::blocks::squeeze_excite::SeSettings;
-    use crate::fuse::FuseBn;
-    use crate::models::ModelConfig;
-    use crate::models::resnet::ResNetConfig;
-    use burn::module::Module;
-    use burn::tensor::{Device, Distribution};
-
-    fn small_resnext(se: bool) -> ResNet {
-        let c = ResNetConfig::new(10, vec![16, 32], vec![2, 1], BlockKind::Bottleneck)
-            .with_stem(crate::blocks::StemKind::Cifar)
-            .with_stem_width(16)
-            .with_cardinality(4)
-            .with_base_width(16)
-            .with_se(se.then(SeSettings::new));
-        let device = Device::default();
-        let crate::Model::ResNet(net) = ModelConfig::ResNet(c).init(&device).valid().fuse_bn()
-        else {
-            unreachable!("a ResNet config builds a ResNet")
-        };
-        net
-    }
-
-    #[test]
-    fn the_three_forms_compute_the_same_function() {
-        for se in [false, true] {
-            let net = small_resnext(se);
-            let x = Tensor::<4>::random(
-                [2, 3, 12, 12],
-                Distribution::Normal(0.0, 1.0),
-                &Device::default(),
-            );
-            let c = FormedNet::new(&net, Form::Grouped)
-                .unwrap()
-                .forward(x.clone());
-            let direct = net.forward(x.clone());
-            let scale: f32 = c.clone().abs().max().into_scalar();
-            assert!(scale > 1e-3);
-            let diff: f32 = (c.clone() - direct).abs().max().into_scalar();
-            assert!(diff <= 1e-5 * scale, "(c) vs the net: {diff}");
-            for form in [Form::Split, Form::Concat] {
-                let f = FormedNet::new(&net, form).unwrap();
-                let diff: f32 = (f.forward(x.clone()) - c.clone()).abs().max().into_scalar();
-                assert!(
-                    diff <= 1e-4 * scale,
-                    "{} se={se}: {diff} vs scale {scale}",
-                    form.label()
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn forms_keep_parameters_and_macs_and_refuse_what_they_cannot_rearrange() {
-        let net = small_resnext(false);
-        let sizes = [(144, 144), (144, 144), (144, 36)];
-        let costs: Vec<(usize, usize)> = Form::ALL
-            .iter()
-            .map(|f| FormedNet::new(&net, *f).unwrap().grouped_part_cost(&sizes))
-            .collect();
-        assert_eq!(costs[0], costs[2]);
-        assert_eq!(costs[1], costs[2]);
-        // Split: 4 paths, each its own reduce, transform and expand.
-        let f = FormedBlock::new(&net.stages[0][0], Form::Split).unwrap();
-        assert_eq!(f.paths.len(), 4);
-        // Not folded: refused with the reason.
-        let c = ResNetConfig::new(10, vec![16], vec![1], BlockKind::Bottleneck)
-            .with_cardinality(4)
-            .with_base_width(16);
-        let crate::Model::ResNet(unfolded) = ModelConfig::ResNet(c).init(&Device::default()) else {
-            unreachable!()
-        };
-        let e = FormedBlock::new(&unfolded.stages[0][0], Form::Split).unwrap_err();
-        assert!(e.contains("fuse_bn"), "{e}");
-        let plain = ResNetConfig::new(10, vec![16], vec![1], BlockKind::Bottleneck);
-        let crate::Model::ResNet(plain) = ModelConfig::ResNet(plain).init(&Device::default())
-        else {
-            unreachable!()
-        };
-        assert!(
-            FormedNet::new(&plain, Form::Split)
-                .unwrap_err()
-                .contains("ResNeXt")
-        );
     }
 }
