@@ -117,16 +117,28 @@ pub fn parse_records(
     Ok(())
 }
 
+/// Parses a class-names file (`batches.meta.txt`): one name per line, blank lines skipped.
+pub fn parse_class_names(bytes: &[u8]) -> Result<Vec<String>, String> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        format!(
+            "not UTF-8 text (byte {}): not a class-names file?",
+            e.valid_up_to()
+        )
+    })?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect())
+}
+
 /// Loads the train or test split from `dir` (the unpacked folder or its parent).
 pub fn load_split(dir: &Path, which: Cifar, train: bool) -> Result<InMemory, DataError> {
     let root = resolve(dir, which);
-    let classes = match std::fs::read_to_string(root.join(which.names_file())) {
-        Ok(text) => text
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .map(String::from)
-            .collect(),
+    let names = root.join(which.names_file());
+    let classes = match std::fs::read(&names) {
+        Ok(bytes) => parse_class_names(&bytes).map_err(|r| DataError::format(&names, r))?,
         Err(_) if which == Cifar::Ten => CIFAR10_CLASSES
             .iter()
             .map(std::string::ToString::to_string)

@@ -1,4 +1,4 @@
-//! ImageFolder: one sub-folder per class (sorted by name), PNG or JPEG files inside.
+//! ImageFolder: one sub-folder per class (sorted by name), PNG, JPEG or BMP files inside.
 
 use std::path::{Path, PathBuf};
 
@@ -49,6 +49,8 @@ impl ImageFolder {
             let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
                 .map_err(|e| DataError::io(dir, e))?
                 .filter_map(|e| e.ok().map(|e| e.path()))
+                // Regular files only: opening a FIFO or a device would block or read forever.
+                .filter(|p| p.is_file())
                 .filter(|p| {
                     p.extension()
                         .and_then(|e| e.to_str())
@@ -73,17 +75,26 @@ impl ImageFolder {
 
     /// Decodes one file to CHW `u8` with the folder's channel count.
     pub fn decode(&self, path: &Path) -> Result<(Vec<u8>, [usize; 3]), DataError> {
-        let img = image::ImageReader::open(path)
-            .map_err(|e| DataError::io(path, e))?
-            .with_guessed_format()
-            .map_err(|e| DataError::io(path, e))?
-            .decode()
-            .map_err(|e| DataError::Decode {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            })?;
-        Ok(to_chw(&img, self.channels))
+        let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+        decode_bytes(&bytes, self.channels).map_err(|reason| DataError::Decode {
+            path: path.to_path_buf(),
+            reason,
+        })
     }
+}
+
+/// Decodes an image file's bytes (PNG, JPEG or BMP, by content) to CHW `u8` with 1 or 3
+/// channels. The image crate's default limits (512 MiB per image) refuse decompression bombs.
+pub fn decode_bytes(bytes: &[u8], channels: usize) -> Result<(Vec<u8>, [usize; 3]), String> {
+    let img = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| e.to_string())?
+        .decode()
+        .map_err(|e| e.to_string())?;
+    if img.width() == 0 || img.height() == 0 {
+        return Err(format!("{}x{} image", img.width(), img.height()));
+    }
+    Ok(to_chw(&img, channels))
 }
 
 /// Converts a decoded image to channel-major `u8` with 1 or 3 channels.

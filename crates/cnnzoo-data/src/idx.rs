@@ -61,7 +61,10 @@ pub fn parse_idx(bytes: &[u8], expected_rank: usize) -> Result<IdxArray, String>
             u32::from_be_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]) as usize
         })
         .collect();
-    let payload = dims.iter().product::<usize>();
+    let payload = dims
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| format!("header {dims:?} describes more bytes than can be addressed"))?;
     let found = bytes.len() - header;
     if found != payload {
         let what = if found < payload {
@@ -84,6 +87,41 @@ pub fn parse_idx(bytes: &[u8], expected_rank: usize) -> Result<IdxArray, String>
 pub fn load_pair(images: &Path, labels: &Path, classes: &[&str]) -> Result<InMemory, DataError> {
     let img = read_idx(images, 3)?;
     let lab = read_idx(labels, 1)?;
+    pair(img, lab, images, labels, classes)
+}
+
+/// Parses an images file's and a labels file's bytes (raw, not gzip) as one data set; the
+/// paths only name the files in errors.
+pub fn parse_pair(
+    images: &[u8],
+    labels: &[u8],
+    paths: (&Path, &Path),
+    classes: &[&str],
+) -> Result<InMemory, DataError> {
+    let img = parse_idx(images, 3).map_err(|r| DataError::format(paths.0, r))?;
+    let lab = parse_idx(labels, 1).map_err(|r| DataError::format(paths.1, r))?;
+    pair(img, lab, paths.0, paths.1, classes)
+}
+
+fn pair(
+    img: IdxArray,
+    lab: IdxArray,
+    images: &Path,
+    labels: &Path,
+    classes: &[&str],
+) -> Result<InMemory, DataError> {
+    if img.dims[0] == 0 {
+        return Err(DataError::format(images, "holds no images"));
+    }
+    if img.dims[1] == 0 || img.dims[2] == 0 {
+        return Err(DataError::format(
+            images,
+            format!(
+                "images of {}x{} pixels (the header's height and width must be at least 1)",
+                img.dims[1], img.dims[2]
+            ),
+        ));
+    }
     if img.dims[0] != lab.dims[0] {
         return Err(DataError::format(
             labels,
@@ -208,5 +246,28 @@ mod tests {
                 .contains("truncated header")
         );
         assert!(parse_idx(&[], 3).unwrap_err().contains("no IDX header"));
+        // Dimensions whose product passes usize::MAX: an error, not an overflow.
+        let huge = encode_idx(
+            &[u32::MAX as usize, u32::MAX as usize, u32::MAX as usize],
+            &[],
+        );
+        assert!(parse_idx(&huge, 3).unwrap_err().contains("addressed"));
+    }
+
+    #[test]
+    fn empty_or_zero_sized_images_are_refused() {
+        let p = (Path::new("img"), Path::new("lab"));
+        let labels = encode_idx(&[2], &[0, 1]);
+        let flat = encode_idx(&[2, 0, 5], &[]);
+        let e = parse_pair(&flat, &labels, p, &MNIST_CLASSES).unwrap_err();
+        assert!(e.to_string().contains("0x5 pixels"), "{e}");
+        let none = encode_idx(&[0, 2, 2], &[]);
+        let e = parse_pair(&none, &encode_idx(&[0], &[]), p, &MNIST_CLASSES).unwrap_err();
+        assert!(e.to_string().contains("no images"), "{e}");
+        let good = encode_idx(&[2, 1, 1], &[3, 4]);
+        assert_eq!(
+            parse_pair(&good, &labels, p, &MNIST_CLASSES).unwrap().shape,
+            [1, 1, 1]
+        );
     }
 }

@@ -1,6 +1,5 @@
-//! Per-channel mean and standard deviation of a data set, computed once and cached.
-
-use std::path::Path;
+//! Per-channel mean and standard deviation of a data set, computed each time: one pass over
+//! the pixels costs milliseconds, and a cache could go stale or sit in a read-only folder.
 
 use rayon::prelude::*;
 
@@ -11,6 +10,12 @@ use crate::transform::Normalize;
 pub fn mean_std(data: &InMemory) -> Normalize {
     let [c, h, w] = data.shape;
     let plane = h * w;
+    if plane == 0 || data.pixels.is_empty() {
+        return Normalize {
+            mean: vec![0.0; c],
+            std: vec![1.0; c],
+        };
+    }
     let n = data.labels.len().max(1);
     let (sums, squares): (Vec<f64>, Vec<f64>) = (0..c)
         .map(|k| {
@@ -40,23 +45,6 @@ pub fn mean_std(data: &InMemory) -> Normalize {
     Normalize { mean, std }
 }
 
-/// The statistics cached at `cache` (JSON), or computed and written there. A cache that
-/// cannot be written (read-only data folder) is skipped, not an error.
-pub fn cached_mean_std(data: &InMemory, cache: &Path) -> Normalize {
-    if let Ok(text) = std::fs::read_to_string(cache)
-        && let Ok(n) = serde_json::from_str::<Normalize>(&text)
-        && n.mean.len() == data.shape[0]
-        && n.std.len() == data.shape[0]
-    {
-        return n;
-    }
-    let n = mean_std(data);
-    if let Ok(text) = serde_json::to_string_pretty(&n) {
-        let _ = std::fs::write(cache, text);
-    }
-    n
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,12 +60,14 @@ mod tests {
         };
         let n = mean_std(&data);
         assert!((n.mean[0] - 0.5).abs() < 1e-6 && (n.std[0] - 0.5).abs() < 1e-6);
-        let dir = tempfile::tempdir().unwrap();
-        let cache = dir.path().join("stats.json");
-        assert_eq!(cached_mean_std(&data, &cache), n);
-        assert!(cache.exists());
-        // A cached value wins over recomputation.
-        std::fs::write(&cache, r#"{"mean":[0.25],"std":[2.0]}"#).unwrap();
-        assert_eq!(cached_mean_std(&data, &cache).mean, vec![0.25]);
+        // Zero-sized images (refused by the readers) give neutral statistics, not a panic.
+        let empty = InMemory {
+            pixels: Vec::new(),
+            labels: vec![0],
+            shape: [3, 0, 4],
+            classes: vec!["a".into()],
+        };
+        let n = mean_std(&empty);
+        assert_eq!((n.mean, n.std), (vec![0.0; 3], vec![1.0; 3]));
     }
 }

@@ -109,8 +109,10 @@ pub enum InteropError {
         /// A few of the file's keys.
         first: String,
     },
-    /// Some tensors hold NaN or infinite values.
-    #[error("{path}: non-finite values (NaN or inf) in {keys}")]
+    /// Some tensors hold NaN, infinite or overflowing values, or negative variances.
+    #[error(
+        "{path}: non-finite or damaged values (NaN, inf, beyond ±1e18, or a negative BatchNorm variance) in {keys}"
+    )]
     NonFinite {
         /// The file.
         path: PathBuf,

@@ -7,6 +7,7 @@ pub mod error;
 pub mod hub;
 pub mod load;
 pub mod mapping;
+pub mod npy;
 pub mod onnx;
 pub mod predict;
 pub mod pretrained;

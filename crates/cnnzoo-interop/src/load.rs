@@ -99,10 +99,16 @@ pub fn load_state_dict(
             }
             continue;
         }
-        if data
-            .as_slice::<f32>()
-            .is_ok_and(|v| v.iter().any(|x| !x.is_finite()))
-        {
+        // NaN or infinite values, magnitudes that overflow a forward pass, negative
+        // variances: a damaged file, refused rather than loaded into NaN logits.
+        let variance = key.ends_with("running_var");
+        if data.as_slice::<f32>().is_ok_and(|v| {
+            v.iter().any(|x| {
+                !x.is_finite()
+                    || x.abs() > cnnzoo_models::check::MAX_ABS_WEIGHT
+                    || (variance && *x < 0.0)
+            })
+        }) {
             non_finite.push(key.clone());
         }
         accepted.push((ours, data));

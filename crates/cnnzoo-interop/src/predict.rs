@@ -11,6 +11,9 @@ pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 /// ImageNet standard deviation (RGB), as timm's `IMAGENET_DEFAULT_STD`.
 pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
 
+/// Most pixels an image may have after the resize that precedes the center crop.
+const MAX_RESIZED_PIXELS: u64 = 1 << 26;
+
 /// Resampling filter of the resize.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Interpolation {
@@ -119,6 +122,12 @@ impl Preprocess {
             nw.max(1) as usize,
             nh.max(1) as usize,
         );
+        // A sliver (1 x 60000 px) would resize to gigabytes before the crop.
+        if (nw as u64) * (nh as u64) > MAX_RESIZED_PIXELS {
+            return Err(bad(format!(
+                "a {w}x{h} image resizes to {nw}x{nh} before the crop: aspect ratio too extreme"
+            )));
+        }
         let resized = resize(&pixels, 3, (w, h), (nw, nh), filter);
         let s = self.size;
         if nw < s || nh < s {

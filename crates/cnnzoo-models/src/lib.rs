@@ -20,6 +20,7 @@
 //! ```
 
 pub mod blocks;
+pub mod check;
 pub mod error;
 pub mod fuse;
 pub mod graph;
@@ -29,6 +30,7 @@ pub mod overrides;
 pub mod registry;
 pub mod summary;
 
+pub use check::check_weights;
 pub use error::ModelError;
 pub use fuse::FuseBn;
 pub use models::{Model, ModelConfig};

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use cnnzoo_data::cifar::{self, Cifar};
 use cnnzoo_data::folder::ImageFolder;
 use cnnzoo_data::idx::{self, FASHION_MNIST_CLASSES, MNIST_CLASSES};
-use cnnzoo_data::stats::cached_mean_std;
+use cnnzoo_data::stats::mean_std;
 use cnnzoo_data::{Augment, DataError, Dataset, InMemory, Loader, LoaderConfig, Normalize, Sample};
 
 use crate::config::TrainConfig;
@@ -95,7 +95,15 @@ pub fn open(config: &TrainConfig) -> Result<DataPair, TrainError> {
         prefetch: 3,
     };
     if let Some((train, test)) = in_memory(&config.data_dir, &name)? {
-        let norm = cached_mean_std(&train, &config.data_dir.join("cnnzoo-stats.json"));
+        if train.shape != test.shape {
+            return Err(TrainError::Invalid(format!(
+                "{}: train images are {:?} (CxHxW), test images {:?}; both splits must have one size",
+                config.data_dir.display(),
+                train.shape,
+                test.shape
+            )));
+        }
+        let norm = mean_std(&train);
         let default_pad = match train.shape[1] {
             32 => 4,
             28 => 2,

@@ -63,6 +63,31 @@ pub fn score(logits: &[f32], labels: &[u32], classes: usize) -> Vec<(f64, usize,
         .collect()
 }
 
+/// Checks, before any forward pass, that `model` takes `[C, H, W]` inputs and predicts
+/// `classes` classes (Burn's kernels assert on a mismatch instead of returning an error).
+pub fn check_input(model: &Model, input: [usize; 3], classes: usize) -> Result<(), TrainError> {
+    let [c, h, w] = input;
+    let logits = model.logits_for(input).map_err(|e| {
+        TrainError::Invalid(format!(
+            "the model cannot take {c}x{h}x{w} inputs (the data's images): {e}"
+        ))
+    })?;
+    if logits != classes {
+        return Err(TrainError::Invalid(format!(
+            "the model predicts {logits} classes, the data has {classes}"
+        )));
+    }
+    Ok(())
+}
+
+/// The error for logits that are not all finite: with weights checked at load, only
+/// magnitudes that overflow on the way through the network produce them.
+pub fn non_finite_logits(value: f32) -> TrainError {
+    TrainError::Invalid(format!(
+        "the model produced a {value} logit: its weights overflow float32 on the way through the network (a damaged or diverged checkpoint?)"
+    ))
+}
+
 /// Evaluates `model` (switched to inference behaviour) on every batch of `loader`.
 pub fn evaluate(
     model: &Model,
@@ -76,8 +101,14 @@ pub fn evaluate(
     let k = classes.len();
     let mut confusion = vec![vec![0u64; k]; k];
     let (mut loss, mut top1, mut top5, mut n) = (0.0f64, 0usize, 0usize, 0usize);
+    let mut checked = None;
     for batch in loader.epoch(0, 0) {
         let batch = batch?;
+        let [_, c, h, w] = batch.shape;
+        if checked != Some([c, h, w]) {
+            check_input(&model, [c, h, w], k)?;
+            checked = Some([c, h, w]);
+        }
         let labels = batch.labels.clone();
         let (x, _) = to_tensors(batch, &device);
         let logits: Vec<f32> = model
@@ -85,6 +116,9 @@ pub fn evaluate(
             .into_data()
             .try_to_vec::<f32>()
             .map_err(|e| TrainError::Invalid(format!("{e:?}")))?;
+        if let Some(v) = logits.iter().find(|v| !v.is_finite()) {
+            return Err(non_finite_logits(*v));
+        }
         for ((l, rank, pred), &label) in score(&logits, &labels, k).into_iter().zip(&labels) {
             loss += l;
             top1 += usize::from(rank == 0);

@@ -9,6 +9,7 @@ pub mod config;
 pub mod data;
 pub mod error;
 pub mod evaluate;
+pub mod faults;
 pub mod files;
 pub mod metrics;
 pub mod plot;

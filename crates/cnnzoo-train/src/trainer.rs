@@ -14,12 +14,15 @@ use burn::tensor::Device;
 use cnnzoo_models::{ModelOptions, create_with};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::checkpoint::{EpochSums, RunState, find_last, read_state, replace_dir, write_state};
+use crate::checkpoint::{
+    EpochSums, RunState, best_epoch, fault, find_last, finish_epoch_end, load_model, read_state,
+    replace_dir, verify_file, write_state,
+};
 use crate::config::{OptimizerKind, TrainConfig};
 use crate::data::{DataPair, open};
 use crate::error::TrainError;
 use crate::evaluate::{evaluate, score, to_tensors};
-use crate::metrics::{EpochMetrics, write_jsonl};
+use crate::metrics::EpochMetrics;
 use crate::precision::{LossScaler, step};
 use crate::schedule::Schedule;
 
@@ -46,9 +49,7 @@ fn start_from(
     config: &TrainConfig,
 ) -> Result<cnnzoo_models::Model, TrainError> {
     if path.extension().is_some_and(|e| e == "bpk") {
-        return model
-            .try_load_file(path)
-            .map_err(|e| TrainError::file(path, format!("not a checkpoint of this model: {e:?}")));
+        return load_model(model, path);
     }
     let options = cnnzoo_interop::LoadOptions {
         non_strict: false,
@@ -132,12 +133,14 @@ fn save_checkpoint(
         let path = tmp.join("model.bpk");
         // `train()` folds the last BatchNorm running-statistics update (kept per thread until
         // the next read) into the values that are saved.
+        fault(&path, "save:model")?;
         model
             .clone()
             .train()
             .save_file(&path)
             .map_err(|e| TrainError::file(&path, format!("{e:?}")))?;
         let path = tmp.join("optimizer.bpk");
+        fault(&path, "save:optimizer")?;
         optim
             .save(&path)
             .map_err(|e| TrainError::file(&path, format!("{e:?}")))?;
@@ -202,6 +205,16 @@ impl Run {
         let out = &config.out;
         std::fs::create_dir_all(out).map_err(|e| TrainError::file(out, e))?;
         let previous = if resume { Some(find_last(out)?) } else { None };
+        if let Some(dir) = &previous {
+            // A crash during the last epoch end left best/ or metrics.jsonl behind: finish it.
+            let state = read_state(dir)?;
+            finish_epoch_end(out, dir, &state)?;
+            crate::plot::curves(
+                &out.join("curves.png"),
+                &state.history,
+                &format!("{} on {}", state.config.model, state.config.dataset),
+            )?;
+        }
         let resumed = match &previous {
             Some(dir) => Some(resumed_state(dir, config)?),
             None if out.join("last").exists() => {
@@ -317,6 +330,7 @@ impl Run {
                 n,
                 step_start.elapsed().as_secs_f64(),
             );
+            fault(&config.out, "batch")?;
             bar.set_position(state.batch as u64);
             bar.set_message(format!(
                 "loss {:.4} acc {:.2}% {:.0} img/s",
@@ -372,16 +386,16 @@ impl Run {
         state.epoch += 1;
         state.batch = 0;
         state.partial = EpochSums::default();
-        let improved = metrics.test_top1 > state.best_top1 || state.history.len() == 1;
-        if improved {
+        if best_epoch(&state.history) == Some(metrics.epoch) {
             state.best_top1 = metrics.test_top1;
         }
+        // last/ commits the epoch; best/ and metrics.jsonl follow from it (again on a resume,
+        // should a crash fall in between).
         let out = &config.out;
-        save_checkpoint(&out.join("last"), &self.model, &self.optim, state)?;
-        if improved {
-            save_checkpoint(&out.join("best"), &self.model, &self.optim, state)?;
-        }
-        write_jsonl(&out.join("metrics.jsonl"), &state.history)?;
+        let last = out.join("last");
+        save_checkpoint(&last, &self.model, &self.optim, state)?;
+        fault(&last, "epoch-end:last")?;
+        finish_epoch_end(out, &last, state)?;
         crate::plot::curves(
             &out.join("curves.png"),
             &state.history,
@@ -464,6 +478,8 @@ fn fresh_state(config: &TrainConfig, data: &DataPair) -> Result<RunState, TrainE
             .precision
             .needs_loss_scaling()
             .then(LossScaler::default),
+
+        checksums: std::collections::BTreeMap::new(),
     })
 }
 
@@ -490,19 +506,13 @@ fn build_model(
     if let (None, Some(path)) = (previous, &config.init_weights) {
         model = start_from(model, path, config)?;
     }
-    if let Some(summary_err) = model.summary(data.input).err() {
-        return Err(TrainError::Invalid(format!(
-            "{} cannot take {:?} inputs: {summary_err}",
-            config.model, data.input
-        )));
-    }
+    crate::evaluate::check_input(&model, data.input, data.classes.len())
+        .map_err(|e| TrainError::Invalid(format!("{}: {e}", config.model)))?;
     let mut optim = optimizer(config);
     if let Some(dir) = previous {
-        let path = dir.join("model.bpk");
-        model = model
-            .try_load_file(&path)
-            .map_err(|e| TrainError::file(&path, format!("{e:?}")))?;
+        model = load_model(model, &dir.join("model.bpk"))?;
         let path = dir.join("optimizer.bpk");
+        verify_file(&path)?;
         optim = optim
             .load(&path)
             .map_err(|e| TrainError::file(&path, format!("{e:?}")))?;

@@ -94,8 +94,9 @@ pub fn set_threads(threads: Option<usize>) -> Result<()> {
     Ok(())
 }
 
-/// A flag set by the first Ctrl-C (training finishes its batch and writes a checkpoint); the
-/// second exits at once.
+/// A flag set by the first Ctrl-C, SIGTERM or SIGHUP (what `timeout`, Docker, Kubernetes and
+/// Slurm send before they kill): training finishes its batch and writes a checkpoint. A second
+/// signal exits at once.
 pub fn stop_on_ctrl_c() -> Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
@@ -105,9 +106,9 @@ pub fn stop_on_ctrl_c() -> Result<Arc<AtomicBool>> {
             std::process::exit(130);
         }
         eprintln!(
-            "\ninterrupt: finishing the batch and writing a checkpoint (Ctrl-C again to quit now)"
+            "\ninterrupt: finishing the batch and writing a checkpoint (interrupt again to quit now)"
         );
     })
-    .context("cannot install the Ctrl-C handler")?;
+    .context("cannot install the interrupt handler")?;
     Ok(stop)
 }

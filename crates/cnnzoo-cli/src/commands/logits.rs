@@ -1,14 +1,13 @@
 //! `cnnzoo logits`: run a preprocessed float32 NCHW batch (`.npy`) through a model in eval
 //! mode and write the logits (`.npy`), for scripted comparisons with PyTorch.
 
-use std::io::BufWriter;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
+use cnnzoo_interop::npy::{read_npy, write_npy};
 use cnnzoo_models::{FuseBn, ModelOptions, create};
-use npyz::WriterBuilder;
 
 use super::weights::ModelWeights;
 
@@ -34,39 +33,6 @@ pub struct Args {
     fuse_bn: bool,
 }
 
-/// Reads an `.npy` float32 array in C order: (shape, values).
-pub fn read_npy(path: &std::path::Path) -> Result<(Vec<usize>, Vec<f32>)> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let npy = npyz::NpyFile::new(&bytes[..])
-        .with_context(|| format!("{}: not a .npy file", path.display()))?;
-    if npy.order() != npyz::Order::C {
-        bail!(
-            "{}: Fortran-ordered array; save it C-ordered (np.ascontiguousarray)",
-            path.display()
-        );
-    }
-    let shape: Vec<usize> = npy.shape().iter().map(|d| *d as usize).collect();
-    let values = npy
-        .into_vec::<f32>()
-        .with_context(|| format!("{}: expected float32 values", path.display()))?;
-    Ok((shape, values))
-}
-
-/// Writes a float32 array as `.npy`.
-pub fn write_npy(path: &std::path::Path, shape: &[usize], values: &[f32]) -> Result<()> {
-    let file =
-        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-    let dims: Vec<u64> = shape.iter().map(|d| *d as u64).collect();
-    let mut writer = npyz::WriteOptions::new()
-        .default_dtype()
-        .shape(&dims)
-        .writer(BufWriter::new(file))
-        .begin_nd()?;
-    writer.extend(values.iter().copied())?;
-    writer.finish()?;
-    Ok(())
-}
-
 /// Runs `cnnzoo logits`.
 pub fn run(args: Args, device: &Device) -> Result<String> {
     if args.batch_size == 0 {
@@ -79,6 +45,19 @@ pub fn run(args: Args, device: &Device) -> Result<String> {
             args.input.display()
         );
     };
+    if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+        bail!(
+            "{}: value {i} is {} (the batch must be finite)",
+            args.input.display(),
+            values[i]
+        );
+    }
+    if shape.contains(&0) {
+        bail!(
+            "{}: shape {shape:?} has an empty dimension",
+            args.input.display()
+        );
+    }
     let options = ModelOptions {
         num_classes: args.classes,
         in_channels: Some(c),
@@ -98,11 +77,14 @@ pub fn run(args: Args, device: &Device) -> Result<String> {
         let x = Tensor::<4>::from_data(TensorData::new(chunk, [b, c, h, w]), device);
         let y = model.forward(x);
         classes = y.dims()[1];
-        logits.extend(
-            y.into_data()
-                .try_to_vec::<f32>()
-                .map_err(|e| anyhow::anyhow!("{e:?}"))?,
-        );
+        let y: Vec<f32> = y
+            .into_data()
+            .try_to_vec::<f32>()
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        if let Some(v) = y.iter().find(|v| !v.is_finite()) {
+            return Err(cnnzoo_train::evaluate::non_finite_logits(*v).into());
+        }
+        logits.extend(y);
     }
     write_npy(&args.output, &[n, classes], &logits)?;
     Ok(format!(

@@ -86,6 +86,10 @@ pub fn run(args: Args, device: &Device) -> Result<String> {
     }
     let config = create(args.src.arch(), ModelOptions::default())?;
     let model = args.src.load_into(config.try_init(device)?)?.valid();
+    let [c, h, w] = [3, pre.size, pre.size];
+    model
+        .summary([c, h, w])
+        .map_err(|e| anyhow::anyhow!("{} cannot take {c}x{h}x{w} inputs: {e}", args.src.arch()))?;
     let model = if args.fuse_bn { model.fuse_bn() } else { model };
     let names: Vec<String> = match args.src.label_names()? {
         Some(names) => names,
@@ -103,6 +107,9 @@ pub fn run(args: Args, device: &Device) -> Result<String> {
             .into_data()
             .try_to_vec::<f32>()
             .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        if let Some(v) = logits.iter().find(|v| !v.is_finite()) {
+            return Err(cnnzoo_train::evaluate::non_finite_logits(*v).into());
+        }
         let probs = softmax(&logits);
         let mut order: Vec<usize> = (0..probs.len()).collect();
         order.sort_by(|a, b| probs[*b].total_cmp(&probs[*a]));

@@ -5,8 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use anyhow::{Result, bail};
-use burn::module::Module;
+use anyhow::{Context, Result, bail};
 use cnnzoo_interop::LoadOptions;
 use cnnzoo_interop::hub::Hub;
 use cnnzoo_interop::predict::Preprocess;
@@ -202,12 +201,8 @@ pub fn resolve(path: &Path) -> Result<PathBuf> {
 pub fn load(model: Model, path: &Path, name: &str, flags: LoadFlags) -> Result<Model> {
     let file = resolve(path)?;
     if file.extension().is_some_and(|e| e == "bpk") {
-        return model.try_load_file(&file).map_err(|e| {
-            anyhow::anyhow!(
-                "{}: not a cnnzoo checkpoint of {name} ({e:?}); a checkpoint of another model or class count?",
-                file.display()
-            )
-        });
+        return cnnzoo_train::checkpoint::load_model(model, &file)
+            .with_context(|| format!("cannot load weights for {name}"));
     }
     let options = LoadOptions {
         non_strict: flags.non_strict,

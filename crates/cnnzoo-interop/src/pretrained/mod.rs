@@ -61,6 +61,9 @@ impl PretrainedTag {
     }
 }
 
+/// Largest input side a `config.json` may ask for.
+const MAX_INPUT_SIZE: usize = 4096;
+
 fn preprocess(
     size: usize,
     crop_pct: f64,
@@ -231,10 +234,16 @@ pub fn read_config(path: &Path) -> Result<RepoConfig, InteropError> {
         path: path.to_path_buf(),
         reason: e.to_string(),
     })?;
-    let raw: RawConfig = serde_json::from_str(&text).map_err(|e| InteropError::Format {
+    parse_config(&text).map_err(|reason| InteropError::Format {
         path: path.to_path_buf(),
-        reason: format!("not a timm config.json: {e}"),
-    })?;
+        reason,
+    })
+}
+
+/// Parses the text of a timm `config.json`; the error says what is wrong.
+pub fn parse_config(text: &str) -> Result<RepoConfig, String> {
+    let raw: RawConfig =
+        serde_json::from_str(text).map_err(|e| format!("not a timm config.json: {e}"))?;
     let preprocess = raw.pretrained_cfg.and_then(|c| {
         Some(preprocess(
             c.input_size?[1],
@@ -244,6 +253,33 @@ pub fn read_config(path: &Path) -> Result<RepoConfig, InteropError> {
             c.std?,
         ))
     });
+    if let Some(p) = &preprocess {
+        // Values a damaged or hand-edited file could hold, which would resize to nothing or
+        // divide by zero later.
+        if !(1..=MAX_INPUT_SIZE).contains(&p.size) {
+            return Err(format!(
+                "pretrained_cfg.input_size {} is outside 1..={MAX_INPUT_SIZE}",
+                p.size
+            ));
+        }
+        if !(p.crop_pct.is_finite() && p.crop_pct > 0.0 && p.crop_pct <= 4.0) {
+            return Err(format!(
+                "pretrained_cfg.crop_pct {} is outside (0, 4]",
+                p.crop_pct
+            ));
+        }
+        if p.mean.iter().any(|m| !m.is_finite())
+            || p.std.iter().any(|s| !(s.is_finite() && *s > 0.0))
+        {
+            return Err(format!(
+                "pretrained_cfg mean {:?} / std {:?}: every mean must be finite and every std positive",
+                p.mean, p.std
+            ));
+        }
+    }
+    if raw.num_classes == Some(0) {
+        return Err("num_classes is 0".into());
+    }
     Ok(RepoConfig {
         architecture: raw.architecture,
         num_classes: raw.num_classes,
@@ -265,6 +301,32 @@ mod tests {
         let t = resolve("resnet50.tv_in1k").unwrap();
         assert_eq!(t.hf_hub_id, "timm/resnet50.tv_in1k");
         assert_eq!(t.preprocess().interpolation, Interpolation::Bilinear);
+    }
+
+    #[test]
+    fn config_values_that_would_break_preprocessing_are_refused() {
+        let cfg = |size: &str, crop: &str, std: &str| {
+            format!(
+                r#"{{"architecture":"resnet50","num_classes":1000,"pretrained_cfg":{{"input_size":[3,{size},{size}],"crop_pct":{crop},"mean":[0.5,0.5,0.5],"std":{std}}}}}"#
+            )
+        };
+        let ok = parse_config(&cfg("224", "0.95", "[0.2,0.2,0.2]")).unwrap();
+        assert_eq!(ok.preprocess.unwrap().size, 224);
+        for (bad, what) in [
+            (cfg("0", "0.95", "[0.2,0.2,0.2]"), "input_size"),
+            (cfg("224", "0", "[0.2,0.2,0.2]"), "crop_pct"),
+            (cfg("224", "-1e308", "[0.2,0.2,0.2]"), "crop_pct"),
+            (cfg("224", "0.9", "[0.2,0.0,0.2]"), "std"),
+        ] {
+            let e = parse_config(&bad).unwrap_err();
+            assert!(e.contains(what), "{e}");
+        }
+        assert!(parse_config("{\"num_classes\": 0}").is_err());
+        assert!(
+            parse_config("[1,2")
+                .unwrap_err()
+                .contains("not a timm config.json")
+        );
     }
 
     #[test]

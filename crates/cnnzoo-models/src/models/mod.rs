@@ -196,6 +196,13 @@ impl Model {
             })
     }
 
+    /// How many logits the model gives for one input of shape `[C, H, W]`, or where that
+    /// input breaks: the check to make before a forward pass.
+    pub fn logits_for(&self, input: FeatureShape) -> Result<usize, ShapeError> {
+        let mut s = Summary::default();
+        Ok(self.summarize("", input, &mut s)?[0])
+    }
+
     /// The per-layer summary for one input of shape `[C, H, W]`, or where that input breaks.
     pub fn summary(&self, input: FeatureShape) -> Result<Summary, ShapeError> {
         let mut s = Summary::default();
