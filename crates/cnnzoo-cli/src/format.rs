@@ -35,14 +35,25 @@ pub fn shape(dims: &[usize]) -> String {
         .join("x")
 }
 
+/// Most input channels a shape may have.
+const MAX_CHANNELS: usize = 4096;
+/// Longest input side in pixels.
+const MAX_SIDE: usize = 65536;
+
 /// "3x224x224" -> [3, 224, 224], with a readable error.
 pub fn parse_shape(text: &str) -> anyhow::Result<[usize; 3]> {
     let parts: Vec<&str> = text.trim().split(['x', 'X']).collect();
     let dims: Option<Vec<usize>> = parts.iter().map(|p| p.trim().parse().ok()).collect();
     match dims.as_deref() {
-        Some([c, h, w]) if *c > 0 && *h > 0 && *w > 0 => Ok([*c, *h, *w]),
+        Some([c, h, w])
+            if (1..=MAX_CHANNELS).contains(c)
+                && (1..=MAX_SIDE).contains(h)
+                && (1..=MAX_SIDE).contains(w) =>
+        {
+            Ok([*c, *h, *w])
+        }
         _ => anyhow::bail!(
-            "input shape '{text}' is not CxHxW with positive integers (e.g. 3x224x224)"
+            "input shape '{text}' is not CxHxW with 1 to {MAX_CHANNELS} channels and sides of 1 to {MAX_SIDE} pixels (e.g. 3x224x224)"
         ),
     }
 }

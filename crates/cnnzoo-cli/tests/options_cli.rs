@@ -137,3 +137,48 @@ fn out_of_range_and_nan_training_options_are_refused_with_their_range() {
         assert!(!out.exists(), "{bad:?} created the run folder");
     }
 }
+
+#[test]
+fn batches_and_inputs_that_cannot_fit_are_refused_before_allocating() {
+    // A million resnet20 training samples need far more memory than a test machine has.
+    let (ok, _, err) = cnnzoo(&[
+        "bench", "--model", "resnet20", "--batch", "1000000", "--iters", "1",
+    ]);
+    assert!(!ok);
+    assert!(
+        err.contains("needs at least")
+            && err.contains("GiB is free")
+            && err.contains("smaller batch"),
+        "{err}"
+    );
+    let (ok, _, err) = cnnzoo(&[
+        "bench",
+        "--model",
+        "resnet20",
+        "--mode",
+        "infer",
+        "--input",
+        "3x60000x60000",
+        "--batch",
+        "64",
+        "--iters",
+        "1",
+    ]);
+    assert!(!ok);
+    assert!(
+        err.contains("inference of resnet20") && err.contains("GiB is free"),
+        "{err}"
+    );
+    let (ok, _, err) = cnnzoo(&["bench", "--model", "resnet20", "--input", "3x100000x100000"]);
+    assert!(!ok);
+    assert!(err.contains("sides of 1 to 65536"), "{err}");
+    for (_, _, err) in [
+        cnnzoo(&["bench", "--model", "resnet20", "--batch", "1000000"]),
+        cnnzoo(&["bench", "--model", "resnet20", "--input", "3x100000x100000"]),
+    ] {
+        assert!(
+            !err.contains("panicked") && !err.contains("memory allocation"),
+            "{err}"
+        );
+    }
+}

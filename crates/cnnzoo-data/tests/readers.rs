@@ -197,6 +197,36 @@ fn image_folder_scans_classes_and_reports_bad_files() {
     );
 }
 
+#[test]
+fn image_folder_reads_bmp_and_skips_what_is_not_a_regular_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = dir.path().join("cat");
+    std::fs::create_dir(&cat).unwrap();
+    image::RgbImage::from_pixel(5, 3, image::Rgb([9, 8, 7]))
+        .save(cat.join("a.bmp"))
+        .unwrap();
+    // A FIFO named like an image: opening it would block forever.
+    let fifo = cat.join("b.png");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    let f = ImageFolder::open(dir.path(), 3).unwrap();
+    if made.is_ok_and(|s| s.success()) {
+        assert!(fifo.exists());
+    }
+    assert_eq!(f.len(), 1, "{:?}", f.items);
+    let s = f.get(0).unwrap();
+    assert_eq!((s.shape, s.pixels[0]), ([3, 3, 5], 9));
+}
+
+#[test]
+fn cifar_class_names_must_be_text() {
+    assert_eq!(
+        cifar::parse_class_names(b"cat\n\n dog \n").unwrap(),
+        vec!["cat", "dog"]
+    );
+    let e = cifar::parse_class_names(b"cat\n\xff\xfe").unwrap_err();
+    assert!(e.contains("not UTF-8"), "{e}");
+}
+
 fn loader(n: usize, batch: usize, shuffle: bool, seed: u64) -> Loader {
     let dir = tempfile::tempdir().unwrap();
     write_idx(dir.path(), true, n, false);

@@ -74,30 +74,35 @@ impl Preprocess {
     /// Decodes `path` (PNG or JPEG) and returns the preprocessed image, `[3, size, size]`
     /// in CHW order.
     pub fn load(&self, path: &Path) -> Result<Vec<f32>, InteropError> {
-        let bad = |reason: String| InteropError::Format {
-            path: path.to_path_buf(),
-            reason,
-        };
-        if !(self.crop_pct > 0.0 && self.crop_pct <= 1.0) || self.size == 0 {
-            return Err(bad(format!(
-                "crop_pct must be in (0, 1] and size positive (got {} and {})",
-                self.crop_pct, self.size
-            )));
-        }
         let bytes = std::fs::read(path).map_err(|e| InteropError::Io {
             path: path.to_path_buf(),
             reason: e.to_string(),
         })?;
-        let img = image::ImageReader::new(std::io::Cursor::new(&bytes))
+        self.apply(&bytes).map_err(|reason| InteropError::Format {
+            path: path.to_path_buf(),
+            reason,
+        })
+    }
+
+    /// Decodes an image file's bytes (PNG or JPEG) and returns the preprocessed image,
+    /// `[3, size, size]` in CHW order; the error says what is wrong.
+    pub fn apply(&self, bytes: &[u8]) -> Result<Vec<f32>, String> {
+        if !(self.crop_pct > 0.0 && self.crop_pct <= 1.0) || self.size == 0 {
+            return Err(format!(
+                "crop_pct must be in (0, 1] and size positive (got {} and {})",
+                self.crop_pct, self.size
+            ));
+        }
+        let img = image::ImageReader::new(std::io::Cursor::new(bytes))
             .with_guessed_format()
-            .map_err(|e| bad(e.to_string()))?
+            .map_err(|e| e.to_string())?
             .decode()
-            .map_err(|e| bad(format!("cannot decode the image: {e}")))?
+            .map_err(|e| format!("cannot decode the image: {e}"))?
             .to_rgb8();
         let (w, h) = img.dimensions();
         // JPEGs are decoded again by libjpeg-turbo's decoder (mozjpeg), as PIL decodes them:
         // the `image` crate's decoder differs by up to 4 levels in an eighth of the pixels.
-        let pixels = jpeg_as_pil_decodes(&bytes)
+        let pixels = jpeg_as_pil_decodes(bytes)
             .filter(|p| p.len() == img.as_raw().len())
             .unwrap_or_else(|| img.into_raw());
         let scale = (self.size as f64 / self.crop_pct).floor() as u32;
@@ -124,16 +129,16 @@ impl Preprocess {
         );
         // A sliver (1 x 60000 px) would resize to gigabytes before the crop.
         if (nw as u64) * (nh as u64) > MAX_RESIZED_PIXELS {
-            return Err(bad(format!(
-                "a {w}x{h} image resizes to {nw}x{nh} before the crop: aspect ratio too extreme"
-            )));
+            return Err(format!(
+                "a {w}x{h} image resizes to {nw}x{nh} before the crop, over {MAX_RESIZED_PIXELS} pixels (a crop size too large, or an aspect ratio too extreme)"
+            ));
         }
         let resized = resize(&pixels, 3, (w, h), (nw, nh), filter);
         let s = self.size;
         if nw < s || nh < s {
-            return Err(bad(format!(
+            return Err(format!(
                 "resized to {nw}x{nh}, smaller than the {s} px crop"
-            )));
+            ));
         }
         // torchvision's CenterCrop: int(round((n - s) / 2)), Python's round half to even.
         let offset = |n: usize| {

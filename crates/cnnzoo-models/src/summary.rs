@@ -80,8 +80,11 @@ pub fn window_out(
     dilation: usize,
     ceil_mode: bool,
 ) -> Option<usize> {
-    let span = dilation * (kernel - 1) + 1;
-    let padded = len + pad.0 + pad.1;
+    // Saturating: a shape from the command line can be near usize::MAX.
+    let span = dilation
+        .saturating_mul(kernel.saturating_sub(1))
+        .saturating_add(1);
+    let padded = len.saturating_add(pad.0).saturating_add(pad.1);
     if padded < span || stride == 0 {
         return None;
     }
@@ -92,7 +95,7 @@ pub fn window_out(
         room / stride + 1
     };
     // PyTorch drops a last window that would start entirely in the end padding.
-    if ceil_mode && (out - 1) * stride >= len + pad.0 {
+    if ceil_mode && (out - 1).saturating_mul(stride) >= len.saturating_add(pad.0) {
         out -= 1;
     }
     Some(out)
@@ -160,7 +163,9 @@ impl Summary {
             });
         };
         let params = numel(&conv.weight) + conv.bias.as_ref().map_or(0, numel);
-        let macs = (out_c * h * w * in_per_group * kh * kw) as u64;
+        let macs = [out_c, h, w, in_per_group, kh, kw]
+            .iter()
+            .fold(1u64, |m, &d| m.saturating_mul(d as u64));
         self.push(name, "Conv2d", vec![out_c, h, w], params, macs);
         Ok([out_c, h, w])
     }
@@ -184,7 +189,7 @@ impl Summary {
             .bias
             .as_ref()
             .map_or(weight / features.max(1), |b| numel(b) as usize);
-        if features * out != weight {
+        if features.checked_mul(out) != Some(weight) {
             return Err(ShapeError {
                 layer: name,
                 reason: format!("expects {} input features, got {features}", weight / out),

@@ -172,12 +172,25 @@ pub fn run(config: &BenchConfig, device: &Device) -> Result<BenchReport, TrainEr
     };
     run_device.seed(config.seed);
     let model = model_config.try_init(&run_device)?;
-    model.summary(input).map_err(|e| {
+    let summary = model.summary(input).map_err(|e| {
         TrainError::Invalid(format!(
             "{} cannot take {input:?} inputs: {e}",
             config.model
         ))
     })?;
+    if cnnzoo_kernels::uses_kernels(device) {
+        let training = config.mode == BenchMode::Train;
+        let what = format!(
+            "{} {} at batch {} of {}x{}x{}",
+            if training { "training" } else { "inference of" },
+            config.model,
+            config.batch,
+            input[0],
+            input[1],
+            input[2]
+        );
+        crate::memory::check_fits(&summary, config.batch, training, &what)?;
+    }
     draw_weights(&model);
     let [c, h, w] = input;
     let x = Tensor::<4>::random(

@@ -324,9 +324,73 @@ pub fn finish_epoch_end(out: &Path, source: &Path, state: &RunState) -> Result<(
 /// Reads a checkpoint's run state.
 pub fn read_state(dir: &Path) -> Result<RunState, TrainError> {
     let path = dir.join("state.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| TrainError::file(&path, e))?;
-    serde_json::from_str(&text)
-        .map_err(|e| TrainError::file(&path, format!("not a cnnzoo run state: {e}")))
+    let bytes = std::fs::read(&path).map_err(|e| TrainError::file(&path, e))?;
+    parse_state(&bytes).map_err(|e| TrainError::file(&path, e))
+}
+
+/// Parses a `state.json` and checks that its numbers agree with one another; the error says
+/// what is wrong.
+pub fn parse_state(bytes: &[u8]) -> Result<RunState, String> {
+    let state: RunState =
+        serde_json::from_slice(bytes).map_err(|e| format!("not a cnnzoo run state: {e}"))?;
+    state.check()?;
+    Ok(state)
+}
+
+impl RunState {
+    /// Checks what a damaged or hand-edited `state.json` could get wrong: one history entry
+    /// per finished epoch, finite non-negative sums, a top-1 in [0, 1], valid settings.
+    pub fn check(&self) -> Result<(), String> {
+        if self.history.len() != self.epoch {
+            return Err(format!(
+                "damaged: epoch {} but {} epochs of history",
+                self.epoch,
+                self.history.len()
+            ));
+        }
+        if self
+            .history
+            .iter()
+            .enumerate()
+            .any(|(i, m)| m.epoch != i + 1)
+        {
+            return Err("damaged: history epochs out of order".into());
+        }
+        let p = &self.partial;
+        if [p.loss_sum, p.correct, p.seen, p.seconds]
+            .iter()
+            .any(|v| !v.is_finite() || *v < 0.0)
+            || p.correct > p.seen
+        {
+            return Err(format!("damaged: epoch sums {p:?}"));
+        }
+        if !(0.0..=1.0).contains(&self.best_top1) {
+            return Err(format!("damaged: best top-1 {}", self.best_top1));
+        }
+        if self.step < self.batch {
+            return Err(format!(
+                "damaged: step {} before batch {}",
+                self.step, self.batch
+            ));
+        }
+        self.config.validate()
+    }
+
+    /// Checks the position against the data's `batches` per epoch (known once the data is
+    /// open): the batch within the epoch and the optimiser step it implies.
+    pub fn check_position(&self, batches: usize) -> Result<(), String> {
+        let expected = self
+            .epoch
+            .checked_mul(batches)
+            .and_then(|s| s.checked_add(self.batch));
+        if self.batch >= batches.max(1) || expected != Some(self.step) {
+            return Err(format!(
+                "epoch {}, batch {}, step {} does not fit {batches} batches per epoch (another data set, or a damaged state.json)",
+                self.epoch, self.batch, self.step
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Writes a run state into a checkpoint folder being filled, with the checksums of the

@@ -107,6 +107,13 @@ pub fn evaluate(
         let [_, c, h, w] = batch.shape;
         if checked != Some([c, h, w]) {
             check_input(&model, [c, h, w], k)?;
+            if cnnzoo_kernels::uses_kernels(&device) {
+                let summary = model
+                    .summary([c, h, w])
+                    .map_err(|e| TrainError::Invalid(e.to_string()))?;
+                let what = format!("evaluation at batch size {}", batch.shape[0]);
+                crate::memory::check_fits(&summary, batch.shape[0], false, &what)?;
+            }
             checked = Some([c, h, w]);
         }
         let labels = batch.labels.clone();
@@ -147,6 +154,30 @@ pub fn evaluate(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_model_that_cannot_take_the_data_is_refused_before_a_forward_pass() {
+        let one_channel = cnnzoo_models::create(
+            "resnet20",
+            cnnzoo_models::ModelOptions {
+                num_classes: Some(10),
+                in_channels: Some(1),
+            },
+        )
+        .unwrap()
+        .init(&Device::default());
+        check_input(&one_channel, [1, 28, 28], 10).unwrap();
+        let e = check_input(&one_channel, [3, 32, 32], 10).unwrap_err();
+        assert!(e.to_string().contains("input channels"), "{e}");
+        let e = check_input(&one_channel, [1, 28, 28], 100).unwrap_err();
+        assert!(e.to_string().contains("predicts 10 classes"), "{e}");
+        let inception =
+            cnnzoo_models::create("inception_v3", cnnzoo_models::ModelOptions::default())
+                .unwrap()
+                .init(&Device::default());
+        let e = check_input(&inception, [3, 16, 16], 1000).unwrap_err();
+        assert!(e.to_string().contains("16x16"), "{e}");
+    }
 
     #[test]
     fn scores_rank_loss_and_argmax() {

@@ -11,6 +11,7 @@ pub mod error;
 pub mod evaluate;
 pub mod faults;
 pub mod files;
+pub mod memory;
 pub mod metrics;
 pub mod plot;
 pub mod precision;

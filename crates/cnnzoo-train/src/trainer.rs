@@ -232,7 +232,13 @@ impl Run {
         crate::precision::check_device(config.precision, device)?;
         let data = open(&config)?;
         let state = match resumed {
-            Some(state) => state,
+            Some(state) => {
+                let dir = previous.as_deref().unwrap_or(out);
+                state
+                    .check_position(data.train.num_batches())
+                    .map_err(|e| TrainError::file(dir.join("state.json"), e))?;
+                state
+            }
             None => fresh_state(&config, &data)?,
         };
         cnnzoo_kernels::set_autocast(config.precision);
@@ -500,14 +506,28 @@ fn build_model(
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         train_device.seed(config.seed);
         let model = state.model.try_init(train_device)?;
+        // Shapes and memory are checked on the lazy model, before any weight is allocated.
+        crate::evaluate::check_input(&model, data.input, data.classes.len())
+            .map_err(|e| TrainError::Invalid(format!("{}: {e}", config.model)))?;
+        if cnnzoo_kernels::uses_kernels(train_device) {
+            let summary = model
+                .summary(data.input)
+                .map_err(|e| TrainError::Invalid(e.to_string()))?;
+            let [c, h, w] = data.input;
+            // The largest batch the loader makes: a batch size beyond the data set is harmless.
+            let batch = config.batch_size.min(data.train.dataset().len());
+            let what = format!(
+                "training {} at batch size {batch} on {c}x{h}x{w} images",
+                config.model
+            );
+            crate::memory::check_fits(&summary, batch, true, &what)?;
+        }
         draw_weights(&model);
         model
     };
     if let (None, Some(path)) = (previous, &config.init_weights) {
         model = start_from(model, path, config)?;
     }
-    crate::evaluate::check_input(&model, data.input, data.classes.len())
-        .map_err(|e| TrainError::Invalid(format!("{}: {e}", config.model)))?;
     let mut optim = optimizer(config);
     if let Some(dir) = previous {
         model = load_model(model, &dir.join("model.bpk"))?;

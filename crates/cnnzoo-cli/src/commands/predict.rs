@@ -76,11 +76,14 @@ pub fn run(args: Args, device: &Device) -> Result<String> {
         }
     }
     if let Some(v) = &args.mean {
+        if v.iter().any(|m| !m.is_finite()) {
+            bail!("--mean values must be finite numbers");
+        }
         pre.mean = [v[0], v[1], v[2]];
     }
     if let Some(v) = &args.std {
-        if v.iter().any(|s| *s <= 0.0) {
-            bail!("--std values must be positive");
+        if v.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
+            bail!("--std values must be positive finite numbers");
         }
         pre.std = [v[0], v[1], v[2]];
     }
