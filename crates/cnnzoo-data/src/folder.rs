@@ -86,6 +86,7 @@ impl ImageFolder {
 /// Decodes an image file's bytes (PNG, JPEG or BMP, by content) to CHW `u8` with 1 or 3
 /// channels. The image crate's default limits (512 MiB per image) refuse decompression bombs.
 pub fn decode_bytes(bytes: &[u8], channels: usize) -> Result<(Vec<u8>, [usize; 3]), String> {
+    check_pixels(bytes)?;
     let img = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| e.to_string())?
@@ -95,6 +96,25 @@ pub fn decode_bytes(bytes: &[u8], channels: usize) -> Result<(Vec<u8>, [usize; 3
         return Err(format!("{}x{} image", img.width(), img.height()));
     }
     Ok(to_chw(&img, channels))
+}
+
+/// Most pixels an image file may decode to (a 8192 x 8192 photo): a few hundred bytes of
+/// JPEG can claim 1548 x 56063 pixels and take seconds to decode (found by fuzzing).
+pub const MAX_PIXELS: u64 = 1 << 26;
+
+/// Refuses an image whose header claims more than [`MAX_PIXELS`], before decoding it.
+pub fn check_pixels(bytes: &[u8]) -> Result<(), String> {
+    let (w, h) = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| e.to_string())?
+        .into_dimensions()
+        .map_err(|e| e.to_string())?;
+    if u64::from(w) * u64::from(h) > MAX_PIXELS {
+        return Err(format!(
+            "{w}x{h} pixels, over the {MAX_PIXELS}-pixel limit (a damaged header or a decompression bomb?)"
+        ));
+    }
+    Ok(())
 }
 
 /// Converts a decoded image to channel-major `u8` with 1 or 3 channels.

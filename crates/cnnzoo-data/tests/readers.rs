@@ -302,3 +302,13 @@ fn loader_rejects_nonsense() {
             .contains("do not fill")
     );
 }
+
+#[test]
+fn a_small_file_claiming_a_huge_image_is_refused_before_decoding() {
+    // Found by fuzzing: 680 bytes of JPEG whose header says 1548 x 56063 pixels.
+    let bomb = include_bytes!("fixtures/jpeg-bomb-1548x56063.jpg");
+    let started = std::time::Instant::now();
+    let e = cnnzoo_data::folder::decode_bytes(bomb, 3).unwrap_err();
+    assert!(e.contains("1548x56063") && e.contains("limit"), "{e}");
+    assert!(started.elapsed().as_secs() < 2);
+}

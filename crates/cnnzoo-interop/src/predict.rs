@@ -93,6 +93,18 @@ impl Preprocess {
                 self.crop_pct, self.size
             ));
         }
+        // A header claiming a huge image (a few hundred bytes of JPEG can) is refused before
+        // the decode, which would take seconds (found by fuzzing).
+        let (w, h) = image::ImageReader::new(std::io::Cursor::new(bytes))
+            .with_guessed_format()
+            .map_err(|e| e.to_string())?
+            .into_dimensions()
+            .map_err(|e| format!("cannot decode the image: {e}"))?;
+        if u64::from(w) * u64::from(h) > MAX_RESIZED_PIXELS {
+            return Err(format!(
+                "{w}x{h} pixels, over the {MAX_RESIZED_PIXELS}-pixel limit (a damaged header?)"
+            ));
+        }
         let img = image::ImageReader::new(std::io::Cursor::new(bytes))
             .with_guessed_format()
             .map_err(|e| e.to_string())?

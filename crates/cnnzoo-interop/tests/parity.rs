@@ -342,6 +342,17 @@ fn bad_files_are_clear_errors() {
     let e = load_file(model(), &nan, LoadOptions::default()).unwrap_err();
     assert!(e.to_string().contains("conv1.weight"), "{e}");
     assert!(matches!(e, InteropError::NonFinite { .. }), "{e}");
+    // A negative BatchNorm variance, and a finite weight large enough to overflow f32 logits.
+    for (key, value) in [("bn1.running_var", -0.5f32), ("fc.weight", 3e38)] {
+        let mut damaged = tensors.clone();
+        let t = damaged.iter_mut().find(|t| t.0 == key).unwrap();
+        t.2[0] = value;
+        let path = dir.path().join("damaged.safetensors");
+        write_safetensors(&path, &damaged);
+        let e = load_file(model(), &path, LoadOptions::default()).unwrap_err();
+        assert!(matches!(e, InteropError::NonFinite { .. }), "{key}: {e}");
+        assert!(e.to_string().contains(key), "{e}");
+    }
 }
 
 #[test]

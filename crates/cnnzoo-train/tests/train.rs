@@ -166,6 +166,29 @@ fn an_interrupted_run_resumes_to_the_same_metrics() {
 }
 
 #[test]
+fn train_and_test_images_of_different_sizes_are_refused() {
+    let _serial = serial();
+    let data = tempfile::tempdir().unwrap();
+    write_data(data.path(), 16, 8);
+    // Test images of 4x16 instead of 8x8: the same bytes, another header.
+    let path = data.path().join(official_name(false, true));
+    let pixels = std::fs::read(&path).unwrap()[16..].to_vec();
+    std::fs::write(&path, encode_idx(&[8, 4, 16], &pixels)).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let e = train(
+        &config(data.path(), &out.path().join("run"), 1),
+        &Device::default(),
+        &AtomicBool::new(false),
+        false,
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("[1, 8, 8]") && e.to_string().contains("[1, 4, 16]"),
+        "{e}"
+    );
+}
+
+#[test]
 fn a_diverging_loss_stops_with_a_clear_error() {
     let _serial = serial();
     let data = tempfile::tempdir().unwrap();
